@@ -1,0 +1,127 @@
+"""The notebook face: one call from an image array to labels and scores.
+
+>>> import numpy as np
+>>> from segclust import segment
+>>> image = np.zeros((20, 20), np.uint8); image[:, 10:] = 200
+>>> result = segment(image, features="intensity", algorithm="kmeans", n_clusters=2)
+>>> result.labels.shape, result.metrics["n_clusters"]
+((20, 20), 2)
+
+The DVC stages call the same :func:`cluster_and_score` on the saved feature matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from segclust.clustering import cluster_features
+from segclust.config import (
+    ClusterConfig,
+    FeatureConfig,
+    MetricsConfig,
+    ScalerConfig,
+)
+from segclust.features import feature_matrix, to_grey
+from segclust.metrics import cluster_metrics
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Labels (H×W int32, -1 = noise), their scores, and how they were made."""
+
+    labels: np.ndarray
+    metrics: dict[str, Any]
+    feature_names: list[str]
+
+
+def cluster_and_score(
+    features: np.ndarray,
+    shape: tuple[int, int],
+    cluster: ClusterConfig,
+    *,
+    backend: str = "sklearn",
+    seed: int = 0,
+    metrics: MetricsConfig | None = None,
+    feature_names: list[str] | None = None,
+) -> Segmentation:
+    """Cluster an N×d feature matrix of an H×W image and score the result."""
+    height, width = shape
+    if features.shape[0] != height * width:
+        raise ValueError(f"{features.shape[0]} feature rows for a {width}x{height} image")
+    metrics = metrics or MetricsConfig()
+    result = cluster_features(
+        features, cluster.algorithm, dict(cluster.params), backend=backend, seed=seed
+    )
+    scores = cluster_metrics(
+        features,
+        result.labels,
+        seed=seed,
+        max_exact=metrics.silhouette_max_exact,
+        sample_size=metrics.silhouette_sample_size,
+        backend=result.backend,
+    )
+    report: dict[str, Any] = {
+        "algorithm": cluster.algorithm,
+        "backend": result.backend,
+        "compressed": result.compressed,
+        "distinct_rows": result.distinct_rows,
+        **scores,
+    }
+    if result.notes:
+        report["notes"] = result.notes
+    return Segmentation(
+        labels=result.labels.reshape(height, width),
+        metrics=report,
+        feature_names=list(feature_names or []),
+    )
+
+
+def segment(
+    image: np.ndarray,
+    features: str = "intensity",
+    algorithm: str = "kmeans",
+    *,
+    scaler: str = "standard",
+    backend: str = "sklearn",
+    seed: int = 0,
+    xy_weight: float = 1.0,
+    ksize: int = 3,
+    sigma: float = 1.0,
+    silhouette_max_exact: int = 5000,
+    silhouette_sample_size: int = 5000,
+    **params: Any,
+) -> Segmentation:
+    """Segment one image (H×W grey or H×W×3/4 BGR[A], 8/16-bit or float) by clustering.
+
+    ``params`` are the algorithm's own (``n_clusters``, ``eps``, ``min_samples``, ...);
+    they are validated exactly as the config files are, with the same messages.
+    """
+    feature_config = FeatureConfig.from_dict(
+        {"name": features, **_feature_keys(features, xy_weight, ksize, sigma)}
+    )
+    cluster = ClusterConfig.from_dict({"algorithm": algorithm, **params})
+    metrics = MetricsConfig(
+        silhouette_max_exact=silhouette_max_exact, silhouette_sample_size=silhouette_sample_size
+    )
+    grey = to_grey(np.asarray(image))
+    matrix, names = feature_matrix(grey, feature_config, ScalerConfig.from_dict({"name": scaler}))
+    return cluster_and_score(
+        matrix,
+        grey.shape,
+        cluster,
+        backend=backend,
+        seed=seed,
+        metrics=metrics,
+        feature_names=names,
+    )
+
+
+def _feature_keys(name: str, xy_weight: float, ksize: int, sigma: float) -> dict[str, Any]:
+    if name == "intensity_xy":
+        return {"xy_weight": xy_weight}
+    if name == "sobel":
+        return {"ksize": ksize, "sigma": sigma}
+    return {}

@@ -1,0 +1,146 @@
+"""What every stage shares: logging, one-line errors, atomic writes, the output layout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segclust.config import Config, load_config
+from segclust.errors import SegclustError
+
+log = logging.getLogger("segclust")
+
+PARAMS_FILE = Path("params.yaml")
+FEATURES_DIR = Path("data/features")
+LABELS_DIR = Path("data/labels")
+TUNED_DIR = Path("data/tuned")
+STUDIES_DIR = Path("data/studies")
+METRICS_DIR = Path("metrics")
+TIMINGS_DIR = METRICS_DIR / "timings"
+TRIALS_DIR = Path("plots/trials")
+HISTORY_DIR = Path("plots/history")
+RENDER_DIR = Path("plots/render")
+
+
+def run_stage(name: str, body: Callable[[Config], None]) -> None:
+    """Run ``body`` with the validated config; user errors become one line, exit code 2."""
+    logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        config = load_config(PARAMS_FILE)
+        started = time.perf_counter()
+        body(config)
+        log.info("done in %.1f s", time.perf_counter() - started)
+    except SegclustError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except MemoryError:
+        print(
+            f"{name}: error: out of memory; use smaller images or other parameters", file=sys.stderr
+        )
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder that replaces ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        elif final.exists() or final.is_symlink():
+            final.unlink()
+        os.replace(tmp, final)
+        os.chmod(final, 0o755)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Stable JSON: sorted keys, fixed indentation, trailing newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json_bytes(obj))
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` into ``path`` (inside a folder that is itself written atomically)."""
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def feature_entries() -> list[tuple[str, dict[str, Any]]]:
+    """(stem, sidecar) for every image the features stage wrote, sorted by stem."""
+    sidecars = sorted(FEATURES_DIR.glob("*.json"))
+    if not sidecars:
+        raise SegclustError(f"no features in {FEATURES_DIR}; run the features stage first")
+    return [(p.stem, read_json(p)) for p in sidecars]
+
+
+def summarise(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Means over images of each numeric score (None where no image has it)."""
+
+    def mean(key: str) -> float | None:
+        values = [m[key] for m in per_image.values() if m.get(key) is not None]
+        return float(f"{np.mean(values):.6g}") if values else None
+
+    backends = sorted({m["backend"] for m in per_image.values() if "backend" in m})
+    return {
+        "images": len(per_image),
+        "silhouette_undefined": sum(m.get("silhouette") is None for m in per_image.values()),
+        "silhouette": mean("silhouette"),
+        "calinski_harabasz": mean("calinski_harabasz"),
+        "davies_bouldin": mean("davies_bouldin"),
+        "n_clusters": mean("n_clusters"),
+        "noise_fraction": mean("noise_fraction"),
+        "backend": ",".join(backends),
+    }
+
+
+def describe(scores: dict[str, Any]) -> str:
+    """A short human summary of one image's scores for the log line."""
+    sil = scores.get("silhouette")
+    sil_text = (
+        f"silhouette={sil:.3f} ({scores['silhouette_method']}, "
+        f"n={scores['silhouette_sample_size']})"
+        if sil is not None
+        else f"silhouette=null ({scores.get('undefined_reason', 'undefined')})"
+    )
+    return (
+        f"{scores['n_clusters']} clusters, noise {scores['noise_fraction']:.1%}, "
+        f"{sil_text}, backend={scores['backend']}"
+    )

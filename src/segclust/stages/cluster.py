@@ -1,0 +1,66 @@
+"""Stage ``cluster``: feature matrices -> labels (H×W int32, -1 = noise) and metrics.
+
+Outputs: ``data/labels/<stem>.npy`` and ``metrics/cluster.json`` (``summary`` over images
+and ``images.<stem>``); wall times go to ``metrics/timings/cluster.json``, apart, so that the
+metrics stay byte-identical from run to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.api import cluster_and_score
+from segclust.backends import resolve_backend
+from segclust.config import Config
+from segclust.stages._common import (
+    FEATURES_DIR,
+    LABELS_DIR,
+    METRICS_DIR,
+    TIMINGS_DIR,
+    atomic_dir,
+    describe,
+    feature_entries,
+    run_stage,
+    save_npy,
+    summarise,
+    write_json,
+)
+
+log = logging.getLogger("segclust")
+
+
+def main(config: Config) -> None:
+    resolve_backend(config.backend, config.cluster.algorithm)  # fail early, before any work
+    entries = feature_entries()
+    per_image: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    with atomic_dir(LABELS_DIR) as out, logging_redirect_tqdm():
+        for stem, sidecar in tqdm(entries, desc="cluster", unit="image", disable=None):
+            started = time.perf_counter()
+            features = np.load(FEATURES_DIR / f"{stem}.npy")
+            result = cluster_and_score(
+                features,
+                (sidecar["height"], sidecar["width"]),
+                config.cluster,
+                backend=config.backend,
+                seed=config.seed,
+                metrics=config.metrics,
+            )
+            save_npy(out / f"{stem}.npy", result.labels)
+            scores = dict(result.metrics)
+            if "notes" in scores:
+                scores["notes"] = "; ".join(scores["notes"])
+            per_image[stem] = scores
+            timings[stem] = round(time.perf_counter() - started, 3)
+            log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
+    write_json(METRICS_DIR / "cluster.json", {"summary": summarise(per_image), "images": per_image})
+    write_json(TIMINGS_DIR / "cluster.json", {"seconds": timings})
+
+
+if __name__ == "__main__":
+    run_stage("cluster", main)

@@ -1,0 +1,70 @@
+"""Stage ``features``: image files -> scaled per-pixel feature matrices (``.npy``).
+
+Outputs, per image ``<stem>``: ``data/features/<stem>.npy`` (N×d float32, row-major pixel
+order) and ``data/features/<stem>.json`` (image shape, feature names, source file).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.config import Config
+from segclust.errors import ImageInputError
+from segclust.features import feature_matrix, to_grey
+from segclust.imageio import list_images, read_image
+from segclust.stages._common import (
+    FEATURES_DIR,
+    TIMINGS_DIR,
+    atomic_dir,
+    json_bytes,
+    run_stage,
+    save_npy,
+    write_json,
+)
+
+log = logging.getLogger("segclust")
+
+
+def main(config: Config) -> None:
+    paths = list_images(config.data.root, config.data.images, config.data.extensions)
+    timings: dict[str, float] = {}
+    with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
+        for path in tqdm(paths, desc="features", unit="image", disable=None):
+            started = time.perf_counter()
+            image = read_image(path, max_pixels=config.data.max_pixels)
+            try:
+                grey = to_grey(image)
+            except ImageInputError as exc:
+                raise ImageInputError(f"{path}: {exc}") from exc
+            matrix, names = feature_matrix(grey, config.features, config.scaler)
+            save_npy(out / f"{path.stem}.npy", matrix)
+            sidecar = {
+                "source": Path(path).as_posix(),
+                "height": int(grey.shape[0]),
+                "width": int(grey.shape[1]),
+                "feature_names": names,
+                "source_dtype": str(image.dtype),
+                "source_channels": 1 if image.ndim == 2 else int(image.shape[2]),
+            }
+            (out / f"{path.stem}.json").write_bytes(json_bytes(sidecar))
+            timings[path.stem] = round(time.perf_counter() - started, 3)
+            log.info(
+                "%s: %dx%d %s, %d channel(s) -> %s %s",
+                path.stem,
+                grey.shape[1],
+                grey.shape[0],
+                image.dtype,
+                sidecar["source_channels"],
+                config.features.name,
+                matrix.shape,
+            )
+    write_json(TIMINGS_DIR / "features.json", {"seconds": timings})
+
+
+if __name__ == "__main__":
+    run_stage("features", main)

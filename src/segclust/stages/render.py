@@ -1,0 +1,106 @@
+"""Stage ``render``: pictures of every image's configured and tuned segmentation.
+
+Outputs, per image ``<stem>``, in ``plots/render/`` (declared as DVC image plots):
+``<stem>_grey.png`` (original beside its grey transform), ``<stem>_clusters.png``
+(coloured cluster maps with a legend of cluster sizes) and ``<stem>_contours.png``
+(cluster outlines drawn over the original with OpenCV, configured | tuned).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.config import Config
+from segclust.features import to_display_rgb, to_grey
+from segclust.imageio import read_image
+from segclust.render import (
+    captioned,
+    cluster_colours,
+    cluster_map_figure,
+    contour_panel,
+    grey_figure,
+    side_by_side,
+)
+from segclust.stages._common import (
+    LABELS_DIR,
+    RENDER_DIR,
+    TIMINGS_DIR,
+    TUNED_DIR,
+    atomic_dir,
+    feature_entries,
+    run_stage,
+    write_json,
+)
+
+log = logging.getLogger("segclust")
+PNG_METADATA = {"Software": None}  # no version string: same bytes on every machine
+
+
+def main(config: Config) -> None:
+    entries = feature_entries()
+    timings: dict[str, float] = {}
+    algorithm = config.cluster.algorithm
+    with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
+        for stem, sidecar in tqdm(entries, desc="render", unit="image", disable=None):
+            started = time.perf_counter()
+            image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
+            rgb, grey = to_display_rgb(image), to_grey(image)
+            configured = np.load(LABELS_DIR / f"{stem}.npy")
+            tuned_path = TUNED_DIR / f"{stem}.npy"
+            tuned = np.load(tuned_path) if tuned_path.exists() else None
+
+            fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
+            fig.savefig(out / f"{stem}_grey.png", metadata=PNG_METADATA)
+            fig = cluster_map_figure(
+                [(f"configured {algorithm}", configured), (f"tuned {algorithm}", tuned)],
+                cmap=config.render.cmap,
+                title=f"{stem}: {config.features.name} features",
+                dpi=config.render.dpi,
+            )
+            fig.savefig(out / f"{stem}_clusters.png", metadata=PNG_METADATA)
+
+            panels = [
+                captioned(_contours(rgb, labels, config), caption)
+                for caption, labels in (
+                    (f"configured {algorithm}", configured),
+                    (f"tuned {algorithm}", tuned),
+                )
+                if labels is not None
+            ]
+            contours = side_by_side(panels)
+            ok = cv2.imwrite(
+                str(out / f"{stem}_contours.png"), cv2.cvtColor(contours, cv2.COLOR_RGB2BGR)
+            )
+            if not ok:
+                raise OSError(f"OpenCV could not write {out / f'{stem}_contours.png'}")
+            timings[stem] = round(time.perf_counter() - started, 3)
+            log.info(
+                "%s: rendered %s",
+                stem,
+                "configured + tuned"
+                if tuned is not None
+                else "configured only (tuning found no valid clustering)",
+            )
+    write_json(TIMINGS_DIR / "render.json", {"seconds": timings})
+
+
+def _contours(rgb: np.ndarray, labels: np.ndarray, config: Config) -> np.ndarray:
+    colours = cluster_colours(int(labels.max(initial=-1)) + 1, config.render.cmap)
+    return contour_panel(
+        rgb,
+        labels,
+        colours,
+        min_width=config.render.min_width,
+        thickness=config.render.contour_thickness,
+    )
+
+
+if __name__ == "__main__":
+    run_stage("render", main)

@@ -1,0 +1,173 @@
+"""Stage ``tune``: an Optuna study per image over the configured algorithm's parameters.
+
+Outputs, per image ``<stem>``:
+- ``data/tuned/<stem>.npy`` best labels at full resolution, ``data/tuned/<stem>.yaml``
+  best parameters (and how the search was done);
+- ``data/studies/<stem>.journal`` the Optuna study (a JournalStorage file, rebuilt every
+  run; load it with ``optuna.load_study``);
+- ``plots/trials/<stem>.csv`` trial vs silhouette (a DVC plot) and
+  ``plots/history/<stem>.png`` Optuna's optimisation history;
+- ``metrics/tune.json`` best scores per image and their summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import yaml
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.backends import resolve_backend
+from segclust.config import Config
+from segclust.stages._common import (
+    FEATURES_DIR,
+    HISTORY_DIR,
+    METRICS_DIR,
+    STUDIES_DIR,
+    TIMINGS_DIR,
+    TRIALS_DIR,
+    TUNED_DIR,
+    atomic_dir,
+    describe,
+    feature_entries,
+    run_stage,
+    save_npy,
+    summarise,
+    write_json,
+)
+from segclust.tuning import trials_table, tune_clustering
+
+log = logging.getLogger("segclust")
+
+
+def main(config: Config) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    algorithm = config.cluster.algorithm
+    resolve_backend(config.backend, algorithm)
+    space = config.tune.space_for(algorithm)
+    entries = feature_entries()
+    per_image: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    with (
+        atomic_dir(TUNED_DIR) as tuned,
+        atomic_dir(STUDIES_DIR) as studies,
+        atomic_dir(TRIALS_DIR) as trials_dir,
+        atomic_dir(HISTORY_DIR) as history_dir,
+        logging_redirect_tqdm(),
+    ):
+        for stem, sidecar in tqdm(entries, desc="tune", unit="image", disable=None):
+            started = time.perf_counter()
+            features = np.load(FEATURES_DIR / f"{stem}.npy")
+            storage = optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(studies / f"{stem}.journal"))
+            )
+            with tqdm(
+                total=config.tune.n_trials,
+                desc=f"  {stem}",
+                unit="trial",
+                leave=False,
+                disable=None,
+            ) as bar:
+                result = tune_clustering(
+                    features,
+                    (sidecar["height"], sidecar["width"]),
+                    config.cluster,
+                    space,
+                    n_trials=config.tune.n_trials,
+                    max_points=config.tune.max_points,
+                    backend=config.backend,
+                    seed=config.seed,
+                    metrics=config.metrics,
+                    storage=storage,
+                    study_name=stem,
+                    callbacks=[lambda _study, _trial: bar.update()],
+                )
+            rows = trials_table(result.study)
+            (trials_dir / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
+            _save_history(result.study, history_dir / f"{stem}.png", stem, config.render.dpi)
+            states = [r["state"] for r in rows]
+            scores: dict = {
+                "algorithm": algorithm,
+                "search": result.search,
+                "search_points": result.search_points,
+                "trials_complete": states.count("COMPLETE"),
+                "trials_pruned": states.count("PRUNED"),
+                "trials_failed": states.count("FAIL"),
+            }
+            if result.best is None:
+                scores["status"] = "no valid clustering in any trial"
+                log.warning(
+                    "%s: no trial gave a valid clustering (%d pruned, %d failed); "
+                    "widen tune.space.%s",
+                    stem,
+                    scores["trials_pruned"],
+                    scores["trials_failed"],
+                    algorithm,
+                )
+            else:
+                save_npy(tuned / f"{stem}.npy", result.best.labels)
+                best = {
+                    "algorithm": algorithm,
+                    **result.best_params,
+                    "search": result.search,
+                    "search_points": result.search_points,
+                }
+                (tuned / f"{stem}.yaml").write_text(
+                    yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
+                )
+                metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
+                scores.update(
+                    metrics, status="ok", **{f"best_{k}": result.best_params[k] for k in space}
+                )
+                log.info(
+                    "%s: best %s after %d trials: %s",
+                    stem,
+                    result.best_params,
+                    len(rows),
+                    describe(metrics),
+                )
+            per_image[stem] = scores
+            timings[stem] = round(time.perf_counter() - started, 3)
+    summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
+    summary["images"] = len(per_image)
+    summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
+    write_json(METRICS_DIR / "tune.json", {"summary": summary, "images": per_image})
+    write_json(TIMINGS_DIR / "tune.json", {"seconds": timings})
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _save_history(study: optuna.Study, path: Path, stem: str, dpi: int) -> None:
+    """Optuna's own optimisation-history plot (matplotlib flavour, no plotly needed)."""
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the matplotlib flavour is marked experimental
+        ax = optuna.visualization.matplotlib.plot_optimization_history(study)
+    ax.set_title(f"{stem}: optimisation history")
+    ax.set_ylabel("silhouette")
+    fig = ax.figure
+    fig.set_size_inches(6.4, 4)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    run_stage("tune", main)

@@ -1,0 +1,181 @@
+"""Hyperparameter search with Optuna, maximising the silhouette score.
+
+A seeded TPE sampler makes the search reproducible. A trial whose clustering is degenerate
+(one cluster, all noise) is *pruned* with the reason in its user attributes; a trial whose
+clustering raises (e.g. out of memory for a huge ``eps``) is *failed* via Optuna's
+``catch=``. Neither stops the study. Images larger than ``max_points`` pixels are searched
+on a seeded subsample of their pixels and the winner is refitted on every pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from segclust.api import Segmentation, cluster_and_score
+from segclust.clustering import cluster_features
+from segclust.config import ClusterConfig, MetricsConfig, ParamRange, validate_cluster_params
+from segclust.metrics import cluster_metrics
+
+log = logging.getLogger(__name__)
+
+# Exceptions that fail one trial but never the study.
+TRIAL_ERRORS: tuple[type[Exception], ...] = (ValueError, MemoryError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The study, the winner refitted at full resolution, and how the search was done."""
+
+    study: optuna.Study
+    best_params: dict[str, Any] | None
+    best: Segmentation | None
+    search: str  # "full" or "subsample"
+    search_points: int
+
+
+def suggest_params(trial: optuna.Trial, space: Mapping[str, ParamRange]) -> dict[str, Any]:
+    """Draw one value per tunable parameter from its range."""
+    params: dict[str, Any] = {}
+    for name, rng in space.items():
+        if rng.is_int:
+            params[name] = trial.suggest_int(name, int(rng.low), int(rng.high), log=rng.log)
+        else:
+            params[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+    return params
+
+
+def search_subset(n_rows: int, max_points: int, seed: int) -> np.ndarray | None:
+    """Sorted row indices of a seeded subsample, or None when every row fits."""
+    if n_rows <= max_points:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_rows, size=max_points, replace=False))
+
+
+def make_objective(
+    features: np.ndarray,
+    cluster: ClusterConfig,
+    space: Mapping[str, ParamRange],
+    *,
+    backend: str,
+    seed: int,
+    metrics: MetricsConfig,
+) -> Callable[[optuna.Trial], float]:
+    """Optuna objective: cluster with the trial's params, return the silhouette.
+
+    TPE often proposes a parameter set again (integer ranges are small); a repeat reuses
+    the earlier outcome instead of clustering again, which is exact since runs are seeded.
+    """
+    seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**cluster.params, **suggest_params(trial, space)}
+        params = validate_cluster_params(cluster.algorithm, params, key="tune")
+        key = tuple(sorted(params.items()))
+        if key in seen:
+            attrs, value = seen[key]
+            return _finish(trial, attrs, value)
+        result = cluster_features(features, cluster.algorithm, params, backend=backend, seed=seed)
+        scores = cluster_metrics(
+            features,
+            result.labels,
+            seed=seed,
+            max_exact=metrics.silhouette_max_exact,
+            sample_size=metrics.silhouette_sample_size,
+            backend=result.backend,
+        )
+        attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
+        if scores["silhouette"] is None:
+            attrs["reason"] = scores.get("undefined_reason", "silhouette undefined")
+        seen[key] = (attrs, scores["silhouette"])
+        return _finish(trial, attrs, scores["silhouette"])
+
+    return objective
+
+
+def _finish(trial: optuna.Trial, attrs: dict[str, Any], value: float | None) -> float:
+    """Record the outcome on the trial; an undefined silhouette prunes it."""
+    for name, attr in attrs.items():
+        trial.set_user_attr(name, attr)
+    if value is None:
+        raise optuna.TrialPruned(attrs.get("reason", "silhouette undefined"))
+    return float(value)
+
+
+def tune_clustering(
+    features: np.ndarray,
+    shape: tuple[int, int],
+    cluster: ClusterConfig,
+    space: Mapping[str, ParamRange],
+    *,
+    n_trials: int,
+    max_points: int,
+    backend: str = "sklearn",
+    seed: int = 0,
+    metrics: MetricsConfig | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
+    study_name: str = "segclust",
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+) -> TuneResult:
+    """Run the study on ``features`` (N×d of an H×W image) and refit the best trial."""
+    metrics = metrics or MetricsConfig()
+    subset = search_subset(features.shape[0], max_points, seed)
+    search_x = features if subset is None else features[subset]
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, storage=storage, study_name=study_name
+    )
+    objective = make_objective(
+        search_x, cluster, space, backend=backend, seed=seed, metrics=metrics
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
+        study.optimize(objective, n_trials=n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
+    search = "full" if subset is None else "subsample"
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return TuneResult(study, None, None, search, int(search_x.shape[0]))
+    best_params = validate_cluster_params(
+        cluster.algorithm, {**cluster.params, **study.best_trial.params}, key="tune"
+    )
+    best_cluster = ClusterConfig(algorithm=cluster.algorithm, params=best_params)
+    best = cluster_and_score(
+        features, shape, best_cluster, backend=backend, seed=seed, metrics=metrics
+    )
+    return TuneResult(study, best_params, best, search, int(search_x.shape[0]))
+
+
+def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, silhouette, params, cluster count, reason.
+
+    Timings are left out on purpose: the table is a DVC plot and must be byte-identical
+    when the study is rerun with the same parameters.
+    """
+    param_names = sorted({name for t in study.trials for name in t.params})
+    rows = []
+    best = None
+    for trial in study.trials:
+        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
+        if value is not None:
+            best = value if best is None else max(best, value)
+        row: dict[str, Any] = {
+            "trial": trial.number,
+            "state": trial.state.name,
+            "silhouette": "" if value is None else f"{value:.6g}",
+            "best_silhouette": "" if best is None else f"{best:.6g}",
+        }
+        for name in param_names:
+            v = trial.params.get(name, "")
+            row[name] = f"{v:.6g}" if isinstance(v, float) else v
+        row["n_clusters_found"] = trial.user_attrs.get("n_clusters", "")
+        row["noise_fraction"] = trial.user_attrs.get("noise_fraction", "")
+        row["reason"] = trial.user_attrs.get("reason", "")
+        rows.append(row)
+    return rows
