@@ -103,7 +103,9 @@ def raw_features(grey: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, l
             )
         gx = cv2.Sobel(smoothed, cv2.CV_32F, 1, 0, ksize=config.sobel_ksize)
         gy = cv2.Sobel(smoothed, cv2.CV_32F, 0, 1, ksize=config.sobel_ksize)
-        magnitude = cv2.magnitude(gx, gy)
+        # numpy, not cv2.magnitude: OpenCV's first call takes another code path and
+        # differs in the last bit, which would break byte-identical outputs.
+        magnitude = np.sqrt(gx * gx + gy * gy)
         return (
             np.stack([gx.ravel(), gy.ravel(), magnitude.ravel()], axis=1),
             ["sobel_x", "sobel_y", "sobel_magnitude"],

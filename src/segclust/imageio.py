@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -101,32 +100,32 @@ def read_image(path: str | Path, *, max_pixels: int = 100_000_000) -> np.ndarray
 
 
 def _check_header(path: Path, data: bytes, max_pixels: int) -> tuple[int, int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-                fmt = im.format or "image"
-                if width * height > max_pixels:
-                    raise ImageInputError(
-                        f"{path}: header says {width}x{height} = {width * height:,} pixels, "
-                        f"above data.max_pixels = {max_pixels:,}; refusing to decode"
-                    )
-                if min(width, height) < MIN_SIDE:
-                    raise ImageInputError(
-                        f"{path}: image is {width}x{height}; at least "
-                        f"{MIN_SIDE}x{MIN_SIDE} pixels are needed to cluster"
-                    )
-                if fmt in ("JPEG", "MPO"):
-                    im.load()  # raises on a truncated or corrupt stream
-        except ImageInputError:
-            raise
-        except Image.DecompressionBombError as exc:
-            raise ImageInputError(
-                f"{path}: header claims too many pixels; refusing to decode ({exc})"
-            ) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageInputError(f"{path}: not an image file Pillow or OpenCV can read") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageInputError(f"{path}: truncated or corrupt image ({exc})") from exc
+    # Pillow's own bomb guard would refuse with its limit and no size; ours applies instead,
+    # from the header alone, so it is switched off while the header is read.
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            fmt = im.format or "image"
+            if width * height > max_pixels:
+                raise ImageInputError(
+                    f"{path}: header says {width}x{height} = {width * height:,} pixels, "
+                    f"above data.max_pixels = {max_pixels:,}; refusing to decode"
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ImageInputError(
+                    f"{path}: image is {width}x{height}; at least "
+                    f"{MIN_SIDE}x{MIN_SIDE} pixels are needed to cluster"
+                )
+            if fmt in ("JPEG", "MPO"):
+                im.load()  # raises on a truncated or corrupt stream
+    except ImageInputError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(f"{path}: not an image file Pillow or OpenCV can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(f"{path}: truncated or corrupt image ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     return width, height, fmt

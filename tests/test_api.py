@@ -1,0 +1,61 @@
+"""The notebook face, segment(): what users call from Python."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segclust import ConfigError, segment
+from tests.conftest import three_region_bgr, two_region_grey
+
+
+@pytest.mark.parametrize("features", ["intensity", "intensity_xy"])
+def test_two_halves_are_found(features):
+    image = two_region_grey()
+    result = segment(image, features=features, algorithm="kmeans", n_clusters=2, xy_weight=0.2)
+    assert result.labels.shape == image.shape and result.labels.dtype == np.int32
+    assert result.metrics["n_clusters"] == 2 and result.metrics["silhouette"] > 0.5
+    assert len(np.unique(result.labels[:, :16])) == 1
+
+
+def test_colour_bands_with_each_algorithm():
+    image = three_region_bgr()
+    for algorithm, params in [
+        ("kmeans", {"n_clusters": 3}),
+        ("birch", {"n_clusters": 3}),
+        ("dbscan", {"eps": 0.3, "min_samples": 5}),
+    ]:
+        result = segment(image, algorithm=algorithm, **params)
+        assert result.metrics["algorithm"] == algorithm
+        assert result.metrics["backend"] == "sklearn"
+        assert result.labels.shape == image.shape[:2]
+
+
+def test_sobel_features_segment_edges_from_flat_areas():
+    image = two_region_grey()
+    result = segment(image, features="sobel", n_clusters=2, sigma=1.0)
+    assert result.feature_names == ["sobel_x", "sobel_y", "sobel_magnitude"]
+    edge_cluster = result.labels[:, 15:17]
+    flat_cluster = result.labels[:, :4]
+    assert np.intersect1d(edge_cluster, flat_cluster).size < len(np.unique(result.labels))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"algorithm": "spectral"}, "allowed: kmeans, birch, dbscan"),
+        ({"features": "hog"}, "allowed: intensity, intensity_xy, sobel"),
+        ({"n_clusters": 1}, "n_clusters must be an integer >= 2"),
+        ({"algorithm": "dbscan", "eps": 0}, "eps must be a finite number > 0"),
+        ({"algorithm": "dbscan", "min_samples": 0}, "min_samples must be an integer >= 1"),
+    ],
+)
+def test_bad_arguments_are_config_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        segment(two_region_grey(), **kwargs)
+
+
+def test_flat_image_gives_undefined_scores_not_a_crash():
+    result = segment(np.full((10, 10), 77, np.uint8), n_clusters=3)
+    assert result.metrics["n_clusters"] == 1 and result.metrics["silhouette"] is None
+    assert "only 1 cluster" in result.metrics["undefined_reason"]

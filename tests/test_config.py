@@ -1,0 +1,147 @@
+"""Config composition (Hydra, as DVC runs it) and validation at the edge."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segclust.config import Config, ConfigError, load_config
+from tests.conftest import REPO_ROOT
+
+CONF = REPO_ROOT / "conf"
+
+
+def compose(tmp_path: Path, overrides: list[str]) -> dict:
+    """Compose conf/ with DVC's own Hydra helper, exactly as `dvc exp run -S` does."""
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(CONF), None, "config", "", overrides)
+    return yaml.safe_load(out.read_text())
+
+
+def test_committed_params_equal_composition_of_conf(tmp_path):
+    composed = compose(tmp_path, [])
+    committed = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert committed == composed, "params.yaml is stale: run `make params`"
+
+
+@pytest.mark.parametrize(
+    ("features", "cluster"),
+    list(itertools.product(["intensity", "intensity_xy", "sobel"], ["kmeans", "birch", "dbscan"])),
+)
+def test_every_group_combination_composes_and_validates(tmp_path, features, cluster):
+    params = compose(tmp_path, [f"features={features}", f"cluster={cluster}"])
+    config = Config.from_dict(params)
+    assert config.features.name == features
+    assert config.cluster.algorithm == cluster
+    assert cluster in config.tune.space
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "cluster.n_clusters=5",
+        "features.xy_weight=2.5",
+        "features.ksize=5",
+        "tune.n_trials=3",
+        "data.root=elsewhere",
+        "backend=sklearn",
+        "seed=7",
+    ],
+)
+def test_sweepable_keys_exist_in_their_group(tmp_path, override):
+    group_choice = {
+        "features.xy_weight": "features=intensity_xy",
+        "features.ksize": "features=sobel",
+    }
+    key = override.split("=")[0]
+    overrides = [group_choice[key]] if key in group_choice else []
+    params = compose(tmp_path, [*overrides, override])
+    section, _, leaf = key.partition(".")
+    value = params[section][leaf] if leaf else params[section]
+    assert str(value) == override.split("=", 1)[1]
+
+
+def test_sweep_key_missing_from_group_is_a_hydra_error(tmp_path):
+    # dbscan has no n_clusters: sweeping it there must fail loudly, not be ignored.
+    with pytest.raises(Exception, match="n_clusters"):
+        compose(tmp_path, ["cluster=dbscan", "cluster.n_clusters=3"])
+
+
+def base_params(tmp_path: Path) -> dict:
+    return compose(tmp_path, [])
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("cluster", "algorithm"), "spectral", "allowed: kmeans, birch, dbscan"),
+        (("features", "name"), "hog", "allowed: intensity, intensity_xy, sobel"),
+        (("backend",), "tpu", "allowed: auto, sklearn, cuml"),
+        (("cluster", "n_clusters"), 1, "cluster.n_clusters must be an integer >= 2"),
+        (("cluster", "n_clusters"), 2.5, "cluster.n_clusters must be an integer"),
+        (("cluster", "n_clusters"), True, "cluster.n_clusters must be an integer"),
+        (("tune", "n_trials"), 0, "tune.n_trials must be an integer >= 1"),
+        (("scaler", "name"), "minmax", "allowed: standard"),
+        (("render", "cmap"), "no_such_map", "render.cmap"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, path, value, message):
+    params = base_params(tmp_path)
+    target = params
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(params)
+
+
+@pytest.mark.parametrize(
+    ("group", "key", "value", "message"),
+    [
+        ("dbscan", "eps", 0, "cluster.eps must be a finite number > 0"),
+        ("dbscan", "eps", -0.5, "cluster.eps must be a finite number > 0"),
+        ("dbscan", "eps", float("nan"), "cluster.eps"),
+        ("dbscan", "min_samples", 0, "cluster.min_samples must be an integer >= 1"),
+        ("birch", "threshold", 0.0, "cluster.threshold must be a finite number > 0"),
+        ("birch", "n_clusters", 1, "cluster.n_clusters must be an integer >= 2"),
+        (
+            "dbscan",
+            "n_clusters",
+            3,
+            r"unknown key.*n_clusters.*allowed: algorithm, eps, min_samples",
+        ),
+    ],
+)
+def test_out_of_range_cluster_params(tmp_path, group, key, value, message):
+    params = compose(tmp_path, [f"cluster={group}"])
+    params["cluster"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(params)
+
+
+def test_tune_range_with_high_below_low(tmp_path):
+    params = base_params(tmp_path)
+    params["tune"]["space"]["kmeans"]["n_clusters"] = {"low": 6, "high": 3}
+    with pytest.raises(ConfigError, match=r"tune.space.kmeans.n_clusters: high \(3\)"):
+        Config.from_dict(params)
+
+
+def test_unknown_top_level_key(tmp_path):
+    params = base_params(tmp_path)
+    params["clustr"] = {}
+    with pytest.raises(ConfigError, match=r"unknown key.*clustr"):
+        Config.from_dict(params)
+
+
+def test_load_config_reports_missing_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,68 @@
+"""Scores against scikit-learn, noise handling and the undefined cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from segclust.metrics import cluster_metrics
+
+
+def blobs(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 2], n // 3)
+    centres = np.array([[0, 0], [4, 0], [0, 4]], dtype=float)
+    return centres[labels] + rng.normal(0, 0.7, (len(labels), 2)), labels
+
+
+def test_exact_scores_equal_sklearn():
+    x, labels = blobs()
+    m = cluster_metrics(x, labels, max_exact=10_000)
+    assert m["silhouette_method"] == "exact" and m["silhouette_sample_size"] == len(x)
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)
+    assert m["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(x, labels), rel=1e-5)
+    assert m["davies_bouldin"] == pytest.approx(davies_bouldin_score(x, labels), rel=1e-5)
+    assert m["n_clusters"] == 3 and m["noise_fraction"] == 0.0
+
+
+def test_noise_is_excluded_from_every_score():
+    x, labels = blobs()
+    noisy = labels.copy()
+    noisy[::10] = -1
+    keep = noisy != -1
+    m = cluster_metrics(x, noisy, max_exact=10_000)
+    assert m["noise_fraction"] == pytest.approx(0.1)
+    assert m["silhouette"] == pytest.approx(silhouette_score(x[keep], noisy[keep]), rel=1e-5)
+
+
+def test_sampled_silhouette_is_seeded_and_labelled():
+    x, labels = blobs(3000)
+    a = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400)
+    b = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400)
+    c = cluster_metrics(x, labels, seed=2, max_exact=500, sample_size=400)
+    assert a == b
+    assert a["silhouette_method"] == "sampled" and a["silhouette_sample_size"] == 400
+    assert a["silhouette"] != c["silhouette"]
+    assert a["silhouette"] == pytest.approx(silhouette_score(x, labels), abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        (np.zeros(50, int), "only 1 cluster"),
+        (np.full(50, -1), "all 50 points are noise"),
+        (np.arange(50), "50 clusters for 50 points"),
+    ],
+)
+def test_degenerate_clusterings_give_null_and_a_reason(labels, reason):
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    m = cluster_metrics(x, labels)
+    assert m["silhouette"] is None and m["silhouette_method"] == "undefined"
+    assert m["calinski_harabasz"] is None and m["davies_bouldin"] is None
+    assert reason in m["undefined_reason"]
+
+
+def test_label_count_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="labels for"):
+        cluster_metrics(np.zeros((5, 1)), np.zeros(4, int))

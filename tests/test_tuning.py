@@ -1,0 +1,115 @@
+"""Optuna tuning: seeded, degenerate trials pruned, errors fail a trial not the study."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from segclust import tuning
+from segclust.config import ClusterConfig, FeatureConfig, ParamRange, ScalerConfig
+from segclust.features import feature_matrix, to_grey
+from tests.conftest import two_region_grey
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def halves_features(height=24, width=32):
+    grey = to_grey(two_region_grey(height, width))
+    matrix, _ = feature_matrix(grey, FeatureConfig("intensity"), ScalerConfig("standard"))
+    return matrix, grey.shape
+
+
+KMEANS = ClusterConfig("kmeans", {"n_clusters": 4, "n_init": 2, "max_iter": 100})
+KMEANS_SPACE = {"n_clusters": ParamRange(2, 4, is_int=True)}
+
+
+def test_tuning_finds_the_two_halves():
+    x, shape = halves_features()
+    result = tuning.tune_clustering(x, shape, KMEANS, KMEANS_SPACE, n_trials=12, max_points=10_000)
+    tried = {t.params["n_clusters"] for t in result.study.trials}
+    assert tried == {2, 3, 4}
+    assert result.best_params["n_clusters"] == 2
+    assert result.best.labels.shape == shape
+    assert result.search == "full"
+    left, right = result.best.labels[:, :16], result.best.labels[:, 16:]
+    assert len(np.unique(left)) == 1 and len(np.unique(right)) == 1
+    assert left[0, 0] != right[0, 0]
+
+
+def test_same_seed_same_trials():
+    x, shape = halves_features()
+    rows = [
+        tuning.trials_table(
+            tuning.tune_clustering(
+                x, shape, KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000, seed=5
+            ).study
+        )
+        for _ in range(2)
+    ]
+    assert rows[0] == rows[1]
+
+
+def test_degenerate_trials_are_pruned_and_the_study_goes_on():
+    x, shape = halves_features()
+    dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
+    space = {"eps": ParamRange(1e-6, 5.0, log=True), "min_samples": ParamRange(1, 5, is_int=True)}
+    result = tuning.tune_clustering(x, shape, dbscan, space, n_trials=12, max_points=10_000)
+    states = [t.state for t in result.study.trials]
+    assert len(states) == 12
+    pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "a range this wide must hit one-cluster or all-noise results"
+    assert all(t.user_attrs["reason"] for t in pruned)
+    table = tuning.trials_table(result.study)
+    assert {row["state"] for row in table} >= {"PRUNED"}
+
+
+def test_an_exception_fails_one_trial_not_the_study(monkeypatch):
+    x, shape = halves_features()
+    real = tuning.cluster_features
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MemoryError("simulated: this parameter set does not fit")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "cluster_features", flaky)
+    space = {"n_clusters": ParamRange(2, 30, is_int=True)}
+    result = tuning.tune_clustering(x, shape, KMEANS, space, n_trials=5, max_points=10_000)
+    states = [t.state.name for t in result.study.trials]
+    assert states.count("FAIL") == 1 and len(states) == 5
+    assert result.best is not None
+
+
+def test_no_valid_trial_returns_no_best():
+    # continuous features: no duplicate rows, so a tiny eps leaves every point as noise
+    x = np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32)
+    shape = (15, 20)
+    dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
+    space = {"eps": ParamRange(1e-7, 1e-6, log=True)}  # every pixel is noise
+    result = tuning.tune_clustering(x, shape, dbscan, space, n_trials=3, max_points=10_000)
+    assert result.best is None and result.best_params is None
+
+
+def test_large_images_are_searched_on_a_subsample_and_refitted_in_full():
+    x, shape = halves_features(40, 50)
+    result = tuning.tune_clustering(x, shape, KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    assert result.search == "subsample" and result.search_points == 300
+    assert result.best.labels.shape == shape
+
+
+def test_search_subset_is_seeded_sorted_and_none_when_small():
+    assert tuning.search_subset(100, 200, 0) is None
+    a, b = tuning.search_subset(1000, 50, 3), tuning.search_subset(1000, 50, 3)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.diff(a) > 0) and len(a) == 50
+
+
+@pytest.mark.parametrize("bad", [{"n_clusters": ParamRange(1, 2, is_int=True)}])
+def test_out_of_range_suggestions_fail_the_trial_with_the_key(bad):
+    x, shape = halves_features()
+    result = tuning.tune_clustering(x, shape, KMEANS, bad, n_trials=6, max_points=10_000)
+    failed = [t for t in result.study.trials if t.state.name == "FAIL"]
+    assert failed and all(t.params["n_clusters"] == 1 for t in failed)
