@@ -1,0 +1,142 @@
+"""The real thing: `dvc repro` and `dvc exp run` in a throw-away copy of this repository.
+
+Tiny images and `tune=quick` keep it to about a minute. Nothing here is mocked: DVC runs
+the stages from dvc.yaml, composes params.yaml with Hydra for the experiment, and checks
+its caches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, three_region_bgr, two_region_grey, write_image
+
+pytestmark = pytest.mark.slow
+
+GENERATED = ("dvc.lock", "metrics", "plots", "data/features", "data/labels", "data/tuned",
+             "data/studies")
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    out.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com",
+               DVC_NO_ANALYTICS="1")
+    return out
+
+
+def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=repo, env=env(), capture_output=True, text=True,
+                            timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return sh(repo, sys.executable, "-m", "dvc", *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A git + DVC repository holding this project's files, with two tiny sample images."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    for name in listed.stdout.splitlines():
+        source = REPO_ROOT / name
+        if source.is_file() and not name.startswith(GENERATED):
+            target = repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    samples = repo / "data" / "samples"
+    for image in samples.glob("*.*"):
+        if image.suffix != ".md":
+            image.unlink()
+    write_image(samples / "halves.png", two_region_grey(24, 32))
+    write_image(samples / "bands.jpg", three_region_bgr(30, 36))
+    config = repo / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("- tune: default", "- tune: quick"))
+    sh(repo, sys.executable, str(repo / "scripts" / "compose_params.py"))
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "tiny copy")
+    return repo
+
+
+def read_outputs(repo: Path) -> dict[str, bytes]:
+    """Every file whose bytes must not change between runs with the same params."""
+    paths = [*repo.glob("data/features/*"), *repo.glob("data/labels/*"),
+             *repo.glob("data/tuned/*"), *repo.glob("plots/trials/*"),
+             *repo.glob("plots/render/*"), repo / "metrics/cluster.json",
+             repo / "metrics/tune.json"]
+    return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
+
+
+def test_repro_runs_every_stage_and_writes_the_outputs(repo):
+    result = dvc(repo, "repro")
+    for stage in ("features", "cluster", "tune", "render"):
+        assert f"Running stage '{stage}'" in result.stdout
+    for name in ("halves", "bands"):
+        assert (repo / f"data/features/{name}.npy").exists()
+        assert (repo / f"data/labels/{name}.npy").exists()
+        assert (repo / f"data/tuned/{name}.yaml").exists()
+        assert (repo / f"data/studies/{name}.journal").exists()
+        assert (repo / f"plots/trials/{name}.csv").exists()
+        assert (repo / f"plots/history/{name}.png").exists()
+        for kind in ("grey", "clusters", "contours"):
+            assert (repo / f"plots/render/{name}_{kind}.png").stat().st_size > 1000
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    cluster = shown[""]["data"]["metrics/cluster.json"]["data"]
+    assert cluster["summary"]["images"] == 2
+    assert cluster["images"]["halves"]["n_clusters"] == 4
+    assert cluster["images"]["halves"]["backend"] == "sklearn"
+
+
+def test_second_repro_does_nothing(repo):
+    result = dvc(repo, "repro")
+    assert "Running stage" not in result.stdout
+    status = dvc(repo, "status")
+    assert "up to date" in status.stdout
+
+
+def test_forced_rerun_gives_byte_identical_outputs(repo):
+    before = read_outputs(repo)
+    dvc(repo, "repro", "--force")
+    after = read_outputs(repo)
+    assert before.keys() == after.keys() and len(before) == 20
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == []
+
+
+def test_optuna_study_can_be_reloaded(repo):
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(repo / "data/studies/halves.journal")))
+    study = optuna.load_study(study_name="halves", storage=storage)
+    assert len(study.trials) == 5
+
+
+def test_exp_run_with_a_hydra_override(repo):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline results", check=False)
+    dvc(repo, "exp", "run", "-S", "cluster=dbscan", "-n", "dbscan-try")
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    experiments = [exp for entry in shown for exp in (entry.get("experiments") or [])]
+    names = {exp.get("name") for exp in experiments}
+    assert "dbscan-try" in names
+    composed = (repo / "params.yaml").read_text()
+    assert "algorithm: dbscan" in composed
+    metrics = json.loads((repo / "metrics/cluster.json").read_text())
+    assert metrics["images"]["halves"]["algorithm"] == "dbscan"
+    diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
+    assert "metrics/cluster.json" in diff

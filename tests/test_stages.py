@@ -1,0 +1,129 @@
+"""Stage entry points run as DVC runs them: one-line errors, no partial outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, write_image
+
+
+def run_stage(workdir: Path, stage: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"segclust.stages.{stage}"], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
+
+
+def make_workdir(tmp_path: Path, images: Path, **changes) -> Path:
+    """A folder with params.yaml (the committed one, edited) pointing at ``images``."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"]["root"] = str(images)
+    params["tune"]["n_trials"] = 3
+    for dotted, value in changes.items():
+        target = params
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    return work
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, stage: str, text: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{stage}: error: "), result.stderr
+    assert text in errors[0]
+
+
+def leftovers(work: Path) -> list[str]:
+    """Files (and temporary folders) a stage left besides params.yaml."""
+    return sorted(str(p.relative_to(work)) for p in work.rglob("*")
+                  if p.name != "params.yaml" and (p.is_file() or p.name.endswith(".tmp")))
+
+
+@pytest.mark.slow
+def test_all_stages_in_order(tmp_path, tiny_image_dir):
+    work = make_workdir(tmp_path, tiny_image_dir)
+    for stage in ("features", "cluster", "tune", "render"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+    labels = np.load(work / "data/labels/halves.npy")
+    assert labels.shape == (24, 32) and labels.dtype == np.int32
+    metrics = json.loads((work / "metrics/cluster.json").read_text())
+    assert set(metrics["images"]) == {"halves", "bands", "bands_jpeg"}
+    assert metrics["summary"]["images"] == 3
+    tuned = yaml.safe_load((work / "data/tuned/halves.yaml").read_text())
+    assert tuned["algorithm"] == "kmeans" and tuned["search"] == "full"
+    rendered = sorted(p.name for p in (work / "plots/render").iterdir())
+    assert len(rendered) == 9 and all(name.endswith(".png") for name in rendered)
+    assert not list(work.rglob("*.tmp")), "temporary folders must not survive"
+
+
+def test_corrupt_second_image_leaves_no_features(tmp_path, tiny_image_dir):
+    (tiny_image_dir / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    work = make_workdir(tmp_path, tiny_image_dir)
+    result = run_stage(work, "features")
+    assert_one_line_error(result, "features", "zz_broken.png")
+    assert leftovers(work) == [], "a failed stage must leave nothing half-written"
+
+
+def test_empty_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_stage(make_workdir(tmp_path, empty), "features")
+    assert_one_line_error(result, "features", "no images in")
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [({"cluster__n_clusters": 1}, "cluster.n_clusters must be an integer >= 2, got 1"),
+     ({"cluster__algorithm": "meanshift"}, "allowed: kmeans, birch, dbscan"),
+     ({"backend": "gpu"}, "allowed: auto, sklearn, cuml"),
+     ({"features__name": "lbp"}, "allowed: intensity, intensity_xy, sobel"),
+     ({"data__images": ["../../etc/passwd"]}, "escapes the data folder")],
+)
+def test_bad_params_are_one_line_errors(tmp_path, tiny_image_dir, change, text):
+    result = run_stage(make_workdir(tmp_path, tiny_image_dir, **change), "features")
+    assert_one_line_error(result, "features", text)
+
+
+def test_cluster_before_features_says_what_to_do(tmp_path, tiny_image_dir):
+    result = run_stage(make_workdir(tmp_path, tiny_image_dir), "cluster")
+    assert_one_line_error(result, "cluster", "run the features stage first")
+
+
+def test_cuml_asked_for_without_cuml(tmp_path, tiny_image_dir):
+    from segclust.backends import cuml_status
+
+    if cuml_status()[0]:
+        pytest.skip("cuML is usable here; this test checks the message where it is not")
+    work = make_workdir(tmp_path, tiny_image_dir, backend="cuml")
+    assert run_stage(work, "features").returncode == 0
+    result = run_stage(work, "cluster")
+    assert_one_line_error(result, "cluster", "backend=cuml was asked for but")
+    assert not (work / "data/labels").exists()
+
+
+def test_odd_modes_all_go_through(tmp_path):
+    from tests.conftest import three_region_bgr, two_region_grey
+
+    folder = tmp_path / "odd"
+    write_image(folder / "deep.png", two_region_grey().astype(np.uint16) * 257)
+    write_image(folder / "rgba.png", np.dstack([three_region_bgr(),
+                                                np.full((30, 36), 200, np.uint8)]))
+    write_image(folder / "grey.png", two_region_grey())
+    work = make_workdir(tmp_path, folder)
+    assert run_stage(work, "features").returncode == 0
+    sidecars = {p.stem: json.loads(p.read_text()) for p in (work / "data/features").glob("*.json")}
+    assert sidecars["deep"]["source_dtype"] == "uint16"
+    assert sidecars["rgba"]["source_channels"] == 4
+    assert sidecars["grey"]["source_channels"] == 1
