@@ -20,22 +20,34 @@ from tests.conftest import REPO_ROOT, three_region_bgr, two_region_grey, write_i
 
 pytestmark = pytest.mark.slow
 
-GENERATED = ("dvc.lock", "metrics", "plots", "data/features", "data/labels", "data/tuned",
-             "data/studies")
+GENERATED = (
+    "dvc.lock",
+    "metrics",
+    "plots",
+    "data/features",
+    "data/labels",
+    "data/tuned",
+    "data/studies",
+)
 
 
 def env() -> dict[str, str]:
     out = dict(os.environ)
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
-    out.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com",
-               DVC_NO_ANALYTICS="1")
+    out.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+        DVC_NO_ANALYTICS="1",
+    )
     return out
 
 
 def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(args), cwd=repo, env=env(), capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        list(args), cwd=repo, env=env(), capture_output=True, text=True, timeout=600
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -49,8 +61,13 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 def repo(tmp_path_factory) -> Path:
     """A git + DVC repository holding this project's files, with two tiny sample images."""
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for name in listed.stdout.splitlines():
         source = REPO_ROOT / name
         if source.is_file() and not name.startswith(GENERATED):
@@ -74,10 +91,15 @@ def repo(tmp_path_factory) -> Path:
 
 def read_outputs(repo: Path) -> dict[str, bytes]:
     """Every file whose bytes must not change between runs with the same params."""
-    paths = [*repo.glob("data/features/*"), *repo.glob("data/labels/*"),
-             *repo.glob("data/tuned/*"), *repo.glob("plots/trials/*"),
-             *repo.glob("plots/render/*"), repo / "metrics/cluster.json",
-             repo / "metrics/tune.json"]
+    paths = [
+        *repo.glob("data/features/*"),
+        *repo.glob("data/labels/*"),
+        *repo.glob("data/tuned/*"),
+        *repo.glob("plots/trials/*"),
+        *repo.glob("plots/render/*"),
+        repo / "metrics/cluster.json",
+        repo / "metrics/tune.json",
+    ]
     return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
 
 
@@ -120,8 +142,9 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
 def test_optuna_study_can_be_reloaded(repo):
     import optuna
 
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(repo / "data/studies/halves.journal")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(repo / "data/studies/halves.journal"))
+    )
     study = optuna.load_study(study_name="halves", storage=storage)
     assert len(study.trials) == 5
 

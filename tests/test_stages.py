@@ -15,8 +15,13 @@ from tests.conftest import REPO_ROOT, write_image
 
 
 def run_stage(workdir: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"segclust.stages.{stage}"], cwd=workdir,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", f"segclust.stages.{stage}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def make_workdir(tmp_path: Path, images: Path, **changes) -> Path:
@@ -46,8 +51,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess, stage: str, text:
 
 def leftovers(work: Path) -> list[str]:
     """Files (and temporary folders) a stage left besides params.yaml."""
-    return sorted(str(p.relative_to(work)) for p in work.rglob("*")
-                  if p.name != "params.yaml" and (p.is_file() or p.name.endswith(".tmp")))
+    return sorted(
+        str(p.relative_to(work))
+        for p in work.rglob("*")
+        if p.name != "params.yaml" and (p.is_file() or p.name.endswith(".tmp"))
+    )
 
 
 @pytest.mark.slow
@@ -85,11 +93,13 @@ def test_empty_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "text"),
-    [({"cluster__n_clusters": 1}, "cluster.n_clusters must be an integer >= 2, got 1"),
-     ({"cluster__algorithm": "meanshift"}, "allowed: kmeans, birch, dbscan"),
-     ({"backend": "gpu"}, "allowed: auto, sklearn, cuml"),
-     ({"features__name": "lbp"}, "allowed: intensity, intensity_xy, sobel"),
-     ({"data__images": ["../../etc/passwd"]}, "escapes the data folder")],
+    [
+        ({"cluster__n_clusters": 1}, "cluster.n_clusters must be an integer >= 2, got 1"),
+        ({"cluster__algorithm": "meanshift"}, "allowed: kmeans, birch, dbscan"),
+        ({"backend": "gpu"}, "allowed: auto, sklearn, cuml"),
+        ({"features__name": "lbp"}, "allowed: intensity, intensity_xy, sobel"),
+        ({"data__images": ["../../etc/passwd"]}, "escapes the data folder"),
+    ],
 )
 def test_bad_params_are_one_line_errors(tmp_path, tiny_image_dir, change, text):
     result = run_stage(make_workdir(tmp_path, tiny_image_dir, **change), "features")
@@ -118,8 +128,9 @@ def test_odd_modes_all_go_through(tmp_path):
 
     folder = tmp_path / "odd"
     write_image(folder / "deep.png", two_region_grey().astype(np.uint16) * 257)
-    write_image(folder / "rgba.png", np.dstack([three_region_bgr(),
-                                                np.full((30, 36), 200, np.uint8)]))
+    write_image(
+        folder / "rgba.png", np.dstack([three_region_bgr(), np.full((30, 36), 200, np.uint8)])
+    )
     write_image(folder / "grey.png", two_region_grey())
     work = make_workdir(tmp_path, folder)
     assert run_stage(work, "features").returncode == 0

@@ -1,0 +1,45 @@
+# Two commands for users (see README): `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup setup-dev run test test-fast lint params bench clean
+
+$(VENV)/.runtime: requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+## Install, then run the whole pipeline on the bundled samples.
+run: setup
+	dvc repro
+
+## Install test tools, then lint and run every test (what CI runs).
+test: setup-dev
+	ruff check .
+	python -m pytest
+
+## Unit tests only (skips the real `dvc repro` runs).
+test-fast: setup-dev
+	python -m pytest -m "not slow"
+
+lint: setup-dev
+	ruff check . && ruff format --check .
+
+## Rewrite params.yaml from conf/ (what `dvc exp run` does; `dvc repro` does not).
+params: setup
+	python scripts/compose_params.py
+
+clean:
+	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
