@@ -93,23 +93,43 @@ def test_no_valid_trial_returns_no_best():
     assert result.best is None and result.best_params is None
 
 
-def test_large_images_are_searched_on_a_subsample_and_refitted_in_full():
+def test_few_distinct_rows_are_searched_exactly_on_all_pixels():
     x, shape = halves_features(40, 50)
+    assert np.unique(x).size < 300 < x.shape[0]
     result = tuning.tune_clustering(x, shape, KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    assert result.search == "compressed" and result.search_points == x.shape[0]
+    assert result.study.best_value == result.best.metrics["silhouette"]
+
+
+def test_continuous_features_are_searched_on_a_subsample_and_refitted_in_full():
+    grey = to_grey(two_region_grey(40, 50))
+    x, _ = feature_matrix(grey, FeatureConfig("intensity_xy"), ScalerConfig("standard"))
+    result = tuning.tune_clustering(x, grey.shape, KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
     assert result.search == "subsample" and result.search_points == 300
-    assert result.best.labels.shape == shape
+    assert result.best.labels.shape == grey.shape
 
 
-def test_search_subset_is_seeded_sorted_and_none_when_small():
-    assert tuning.search_subset(100, 200, 0) is None
-    a, b = tuning.search_subset(1000, 50, 3), tuning.search_subset(1000, 50, 3)
-    np.testing.assert_array_equal(a, b)
-    assert np.all(np.diff(a) > 0) and len(a) == 50
-
-
-@pytest.mark.parametrize("bad", [{"n_clusters": ParamRange(1, 2, is_int=True)}])
-def test_out_of_range_suggestions_fail_the_trial_with_the_key(bad):
+def test_too_many_clusters_are_pruned_as_degenerate():
     x, shape = halves_features()
-    result = tuning.tune_clustering(x, shape, KMEANS, bad, n_trials=6, max_points=10_000)
-    failed = [t for t in result.study.trials if t.state.name == "FAIL"]
-    assert failed and all(t.params["n_clusters"] == 1 for t in failed)
+    space = {"n_clusters": ParamRange(5, 6, is_int=True)}
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, space, n_trials=3, max_points=10_000, max_clusters=4
+    )
+    assert result.best is None
+    reasons = {t.user_attrs["reason"] for t in result.study.trials}
+    assert reasons <= {"5 clusters > tune.max_clusters", "6 clusters > tune.max_clusters"}
+
+
+def test_mostly_noise_is_pruned_as_degenerate():
+    x = np.random.default_rng(0).normal(size=(400, 2)).astype(np.float32)
+    x[:200] *= 0.05  # two dense cores in a sparse halo that DBSCAN calls noise
+    x[:100] += 3
+    dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
+    space = {"eps": ParamRange(0.02, 0.03)}
+    result = tuning.tune_clustering(
+        x, (20, 20), dbscan, space, n_trials=2, max_points=10_000, max_noise_fraction=0.2
+    )
+    for trial in result.study.trials:
+        assert trial.state == optuna.trial.TrialState.PRUNED
+        assert trial.user_attrs["n_clusters"] == 2 and trial.user_attrs["noise_fraction"] > 0.2
+        assert "tune.max_noise_fraction" in trial.user_attrs["reason"]

@@ -186,8 +186,8 @@ def validate_cluster_params(
             "branching_factor": _int(d.get("branching_factor", 50), f"{key}.branching_factor", 2),
         }
     return {
-        "eps": _float(d.get("eps", 0.1), f"{key}.eps"),
-        "min_samples": _int(d.get("min_samples", 10), f"{key}.min_samples", 1),
+        "eps": _float(d.get("eps", 0.05), f"{key}.eps"),
+        "min_samples": _int(d.get("min_samples", 200), f"{key}.min_samples", 1),
     }
 
 
@@ -235,11 +235,20 @@ class TuneConfig:
 
     n_trials: int = 20
     max_points: int = 20000
+    max_clusters: int = 20
+    max_noise_fraction: float = 0.5
     space: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TuneConfig:
-        _no_unknown(d, "tune", ("n_trials", "max_points", "space"))
+        _no_unknown(
+            d, "tune", ("n_trials", "max_points", "max_clusters", "max_noise_fraction", "space")
+        )
+        max_noise = _float(
+            d.get("max_noise_fraction", cls.max_noise_fraction), "tune.max_noise_fraction"
+        )
+        if max_noise > 1:
+            raise ConfigError(f"tune.max_noise_fraction must be in (0, 1], got {max_noise}")
         raw_space = d.get("space") or {}
         if not isinstance(raw_space, Mapping):
             raise ConfigError("tune.space must map algorithm names to parameter ranges")
@@ -276,6 +285,8 @@ class TuneConfig:
         return cls(
             n_trials=_int(d.get("n_trials", cls.n_trials), "tune.n_trials", 1),
             max_points=_int(d.get("max_points", cls.max_points), "tune.max_points", 10),
+            max_clusters=_int(d.get("max_clusters", cls.max_clusters), "tune.max_clusters", 2),
+            max_noise_fraction=max_noise,
             space=space,
         )
 

@@ -1,10 +1,20 @@
 """Hyperparameter search with Optuna, maximising the silhouette score.
 
 A seeded TPE sampler makes the search reproducible. A trial whose clustering is degenerate
-(one cluster, all noise) is *pruned* with the reason in its user attributes; a trial whose
-clustering raises (e.g. out of memory for a huge ``eps``) is *failed* via Optuna's
-``catch=``. Neither stops the study. Images larger than ``max_points`` pixels are searched
-on a seeded subsample of their pixels and the winner is refitted on every pixel.
+(one cluster, all noise, more than ``max_clusters`` clusters, more than
+``max_noise_fraction`` noise) is *pruned* with the reason in its user attributes; a trial
+whose clustering raises (e.g. out of memory for a huge ``eps``) is *failed* via Optuna's
+``catch=``. Neither stops the study.
+
+Where the search runs (``search`` in the results):
+``full``
+    every pixel (the image has at most ``max_points`` pixels);
+``compressed``
+    every pixel, exactly, through the distinct feature rows and their counts (KMeans and
+    DBSCAN when there are at most ``max_points`` distinct rows);
+``subsample``
+    a seeded subsample of ``max_points`` pixels; the winner is refitted on every pixel.
+    DBSCAN's density changes with sampling, so its refit can differ from the trial.
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ import numpy as np
 import optuna
 
 from segclust.api import Segmentation, cluster_and_score
-from segclust.clustering import cluster_features
+from segclust.backends import supports_sample_weight
+from segclust.clustering import cluster_features, distinct_rows
 from segclust.config import ClusterConfig, MetricsConfig, ParamRange, validate_cluster_params
 from segclust.metrics import cluster_metrics
 
@@ -36,7 +47,7 @@ class TuneResult:
     study: optuna.Study
     best_params: dict[str, Any] | None
     best: Segmentation | None
-    search: str  # "full" or "subsample"
+    search: str  # "full", "compressed" or "subsample"
     search_points: int
 
 
@@ -59,6 +70,18 @@ def search_subset(n_rows: int, max_points: int, seed: int) -> np.ndarray | None:
     return np.sort(rng.choice(n_rows, size=max_points, replace=False))
 
 
+def plan_search(
+    features: np.ndarray, algorithm: str, max_points: int, seed: int
+) -> tuple[str, np.ndarray | None]:
+    """How to search: ``full``, ``compressed`` (exact) or ``subsample`` (with its rows)."""
+    n_rows = features.shape[0]
+    if n_rows <= max_points:
+        return "full", None
+    if supports_sample_weight(algorithm) and distinct_rows(features)[0].shape[0] <= max_points:
+        return "compressed", None
+    return "subsample", search_subset(n_rows, max_points, seed)
+
+
 def make_objective(
     features: np.ndarray,
     cluster: ClusterConfig,
@@ -67,8 +90,14 @@ def make_objective(
     backend: str,
     seed: int,
     metrics: MetricsConfig,
+    max_clusters: int = 20,
+    max_noise_fraction: float = 0.5,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: cluster with the trial's params, return the silhouette.
+
+    Clusterings with more than ``max_clusters`` clusters or more than
+    ``max_noise_fraction`` noise are pruned: the silhouette rewards both (single grey
+    levels as clusters score 1.0; DBSCAN scores higher by calling hard pixels noise).
 
     TPE often proposes a parameter set again (integer ranges are small); a repeat reuses
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
@@ -94,6 +123,12 @@ def make_objective(
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
         if scores["silhouette"] is None:
             attrs["reason"] = scores.get("undefined_reason", "silhouette undefined")
+        elif scores["n_clusters"] > max_clusters:
+            attrs["reason"] = f"{scores['n_clusters']} clusters > tune.max_clusters"
+        elif scores["noise_fraction"] > max_noise_fraction:
+            attrs["reason"] = (
+                f"noise fraction {scores['noise_fraction']:.3g} > tune.max_noise_fraction"
+            )
         seen[key] = (attrs, scores["silhouette"])
         return _finish(trial, attrs, scores["silhouette"])
 
@@ -101,10 +136,10 @@ def make_objective(
 
 
 def _finish(trial: optuna.Trial, attrs: dict[str, Any], value: float | None) -> float:
-    """Record the outcome on the trial; an undefined silhouette prunes it."""
+    """Record the outcome on the trial; a degenerate clustering (a reason) prunes it."""
     for name, attr in attrs.items():
         trial.set_user_attr(name, attr)
-    if value is None:
+    if value is None or "reason" in attrs:
         raise optuna.TrialPruned(attrs.get("reason", "silhouette undefined"))
     return float(value)
 
@@ -117,6 +152,8 @@ def tune_clustering(
     *,
     n_trials: int,
     max_points: int,
+    max_clusters: int = 20,
+    max_noise_fraction: float = 0.5,
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
@@ -126,19 +163,25 @@ def tune_clustering(
 ) -> TuneResult:
     """Run the study on ``features`` (N×d of an H×W image) and refit the best trial."""
     metrics = metrics or MetricsConfig()
-    subset = search_subset(features.shape[0], max_points, seed)
+    search, subset = plan_search(features, cluster.algorithm, max_points, seed)
     search_x = features if subset is None else features[subset]
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
         direction="maximize", sampler=sampler, storage=storage, study_name=study_name
     )
     objective = make_objective(
-        search_x, cluster, space, backend=backend, seed=seed, metrics=metrics
+        search_x,
+        cluster,
+        space,
+        backend=backend,
+        seed=seed,
+        metrics=metrics,
+        max_clusters=max_clusters,
+        max_noise_fraction=max_noise_fraction,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
         study.optimize(objective, n_trials=n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
-    search = "full" if subset is None else "subsample"
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))

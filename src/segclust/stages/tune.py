@@ -86,6 +86,8 @@ def main(config: Config) -> None:
                     space,
                     n_trials=config.tune.n_trials,
                     max_points=config.tune.max_points,
+                    max_clusters=config.tune.max_clusters,
+                    max_noise_fraction=config.tune.max_noise_fraction,
                     backend=config.backend,
                     seed=config.seed,
                     metrics=config.metrics,
@@ -127,6 +129,7 @@ def main(config: Config) -> None:
                     yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
                 )
                 metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
+                scores["search_silhouette"] = float(f"{result.study.best_value:.6g}")
                 scores.update(
                     metrics, status="ok", **{f"best_{k}": result.best_params[k] for k in space}
                 )
