@@ -133,3 +133,18 @@ def test_mostly_noise_is_pruned_as_degenerate():
         assert trial.state == optuna.trial.TrialState.PRUNED
         assert trial.user_attrs["n_clusters"] == 2 and trial.user_attrs["noise_fraction"] > 0.2
         assert "tune.max_noise_fraction" in trial.user_attrs["reason"]
+
+
+def test_search_subset_is_seeded_sorted_and_none_when_small():
+    assert tuning.search_subset(100, 200, 0) is None
+    a, b = tuning.search_subset(1000, 50, 3), tuning.search_subset(1000, 50, 3)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.diff(a) > 0) and len(a) == 50
+
+
+@pytest.mark.parametrize("bad", [{"n_clusters": ParamRange(1, 2, is_int=True)}])
+def test_out_of_range_suggestions_fail_the_trial_with_the_key(bad):
+    x, shape = halves_features()
+    result = tuning.tune_clustering(x, shape, KMEANS, bad, n_trials=6, max_points=10_000)
+    failed = [t for t in result.study.trials if t.state.name == "FAIL"]
+    assert failed and all(t.params["n_clusters"] == 1 for t in failed)
