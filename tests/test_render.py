@@ -76,3 +76,9 @@ def test_side_by_side_and_caption_shapes():
     joined = side_by_side([a, b], gap=2)
     assert joined.shape == (10, 11, 3)
     assert captioned(a, "x", height=20).shape == (30, 5, 3)
+
+
+def test_legend_is_capped_and_counts_the_rest():
+    labels = np.repeat(np.arange(15), 2)
+    texts = [h.get_label() for h in legend_handles(labels, cluster_colours(15), limit=12)]
+    assert len(texts) == 13 and texts[-1] == "+3 more"

@@ -236,7 +236,7 @@ class TuneConfig:
     n_trials: int = 20
     max_points: int = 20000
     max_clusters: int = 20
-    max_noise_fraction: float = 0.5
+    max_noise_fraction: float = 0.3
     space: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
 
     @classmethod

@@ -145,15 +145,14 @@ def cluster_map_figure(
 def legend_handles(labels: np.ndarray, colours: np.ndarray, limit: int = 12) -> list[Patch]:
     """Legend entries "cluster k: share%" (largest first), plus noise when present."""
     total = labels.size
-    ids, counts = np.unique(labels, return_counts=True)
-    handles = []
-    for k, count in zip(ids, counts, strict=True):
-        if k == NOISE:
-            continue
-        if len(handles) == limit:
-            handles.append(Patch(color="white", label=f"+{len(ids) - limit} more"))
-            break
-        handles.append(Patch(color=colours[k] / 255, label=f"{k}: {100 * count / total:.1f}%"))
+    ids, counts = np.unique(labels[labels != NOISE], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    handles = [
+        Patch(color=colours[k] / 255, label=f"{k}: {100 * count / total:.1f}%")
+        for k, count in zip(ids[order][:limit], counts[order][:limit], strict=True)
+    ]
+    if len(ids) > limit:
+        handles.append(Patch(color="white", label=f"+{len(ids) - limit} more"))
     noise = int((labels == NOISE).sum())
     if noise:
         handles.append(

@@ -91,7 +91,7 @@ def make_objective(
     seed: int,
     metrics: MetricsConfig,
     max_clusters: int = 20,
-    max_noise_fraction: float = 0.5,
+    max_noise_fraction: float = 0.3,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: cluster with the trial's params, return the silhouette.
 
@@ -153,7 +153,7 @@ def tune_clustering(
     n_trials: int,
     max_points: int,
     max_clusters: int = 20,
-    max_noise_fraction: float = 0.5,
+    max_noise_fraction: float = 0.3,
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
