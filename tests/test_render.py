@@ -82,3 +82,16 @@ def test_legend_is_capped_and_counts_the_rest():
     labels = np.repeat(np.arange(15), 2)
     texts = [h.get_label() for h in legend_handles(labels, cluster_colours(15), limit=12)]
     assert len(texts) == 13 and texts[-1] == "+3 more"
+
+
+def test_all_noise_renders_black_with_a_noise_legend():
+    labels = np.full((6, 8), -1, np.int32)
+    colours = cluster_colours(0)
+    assert colours.shape == (0, 3)
+    assert not colour_labels(labels, colours).any()
+    fig = cluster_map_figure([("configured", labels)], cmap="tab10", title="t")
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["noise: 100.0%"]
+    rgb = np.full((6, 8, 3), 90, np.uint8)
+    panel = contour_panel(rgb, labels, colours, min_width=8, thickness=1)
+    np.testing.assert_array_equal(panel, rgb)

@@ -138,3 +138,25 @@ def test_odd_modes_all_go_through(tmp_path):
     assert sidecars["deep"]["source_dtype"] == "uint16"
     assert sidecars["rgba"]["source_channels"] == 4
     assert sidecars["grey"]["source_channels"] == 1
+
+
+@pytest.mark.slow
+def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
+    work = make_workdir(
+        tmp_path,
+        tiny_image_dir,
+        cluster={"algorithm": "dbscan", "eps": 0.01, "min_samples": 5000},
+        tune__space__dbscan={"min_samples": {"low": 4000, "high": 5000}},
+    )
+    for stage in ("features", "cluster", "tune", "render"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+    metrics = json.loads((work / "metrics/cluster.json").read_text())
+    halves = metrics["images"]["halves"]
+    assert halves["noise_fraction"] == 1.0 and halves["silhouette"] is None
+    assert halves["undefined_reason"] == "all 768 points are noise"
+    tune = json.loads((work / "metrics/tune.json").read_text())
+    assert tune["images"]["halves"]["status"] == "no valid clustering in any trial"
+    assert tune["summary"]["images_without_valid_trial"] == 3
+    assert not (work / "data/tuned/halves.npy").exists()
+    assert (work / "plots/render/halves_clusters.png").stat().st_size > 1000

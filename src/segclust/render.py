@@ -24,7 +24,8 @@ def cluster_colours(n_clusters: int, cmap: str = "tab10") -> np.ndarray:
         picks = [colormap(i % colormap.N) for i in range(n_clusters)]
     else:
         picks = [colormap(x) for x in np.linspace(0, 1, max(n_clusters, 1))][:n_clusters]
-    return np.array([[round(c * 255) for c in rgba[:3]] for rgba in picks], dtype=np.uint8)
+    rgb = [[round(c * 255) for c in rgba[:3]] for rgba in picks]
+    return np.array(rgb, dtype=np.uint8).reshape(n_clusters, 3)
 
 
 def colour_labels(labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
