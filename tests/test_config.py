@@ -66,6 +66,12 @@ def test_sweepable_keys_exist_in_their_group(tmp_path, override):
     assert str(value) == override.split("=", 1)[1]
 
 
+def test_bsds_data_group_points_both_folders_beside_the_project(tmp_path):
+    config = Config.from_dict(compose(tmp_path, ["data=bsds"]))
+    assert config.data.root == "../shared/data/bsds500/images"
+    assert config.data.ground_truth == "../shared/data/bsds500/groundTruth"
+
+
 def test_sweep_key_missing_from_group_is_a_hydra_error(tmp_path):
     # dbscan has no n_clusters: sweeping it there must fail loudly, not be ignored.
     with pytest.raises(Exception, match="n_clusters"):

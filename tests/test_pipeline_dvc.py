@@ -99,13 +99,14 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("plots/render/*"),
         repo / "metrics/cluster.json",
         repo / "metrics/tune.json",
+        repo / "metrics/evaluate.json",
     ]
     return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     result = dvc(repo, "repro")
-    for stage in ("features", "cluster", "tune", "render"):
+    for stage in ("features", "cluster", "tune", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
     for name in ("halves", "bands"):
         assert (repo / f"data/features/{name}.npy").exists()
@@ -134,7 +135,7 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     dvc(repo, "repro", "--force")
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 20
+    assert before.keys() == after.keys() and len(before) == 21
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 

@@ -160,3 +160,52 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
     assert tune["summary"]["images_without_valid_trial"] == 3
     assert not (work / "data/tuned/halves.npy").exists()
     assert (work / "plots/render/halves_clusters.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
+    truth = tmp_path / "truth"
+    halves = np.zeros((24, 32), np.uint8)
+    halves[:, 16:] = 1
+    write_image(truth / "halves.png", halves)  # one annotator: the two halves
+    write_image(truth / "halves_2.png", halves * 7)  # a second, same regions, other labels
+    work = make_workdir(
+        tmp_path,
+        tiny_image_dir,
+        data__ground_truth=str(truth),
+        tune__space__kmeans={"n_clusters": {"low": 2, "high": 2}},
+    )
+    for stage in ("features", "cluster", "tune", "evaluate"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+    scores = json.loads((work / "metrics/evaluate.json").read_text())
+    assert scores["summary"]["images_evaluated"] == 1
+    assert scores["summary"]["images_without_ground_truth"] == 2
+    entry = scores["images"]["halves"]
+    assert entry["n_annotators"] == 2
+    assert entry["tuned"] == {"covering": 1.0, "pri": 1.0, "vi": 0.0, "ari": 1.0}
+    assert entry["configured"]["covering"] < 1.0  # 4 clusters over-segment two halves
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_evaluate_on_two_bsds_images(tmp_path):
+    bsds = REPO_ROOT.parent / "shared" / "data" / "bsds500"
+    if not bsds.is_dir():
+        pytest.skip("../shared/data/bsds500 is absent (BSDS500 is never part of the project)")
+    work = make_workdir(
+        tmp_path,
+        bsds / "images",
+        data__ground_truth=str(bsds / "groundTruth"),
+        data__images=["100007.jpg", "100039.jpg"],
+    )
+    for stage in ("features", "cluster", "tune", "evaluate"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+    scores = json.loads((work / "metrics/evaluate.json").read_text())
+    assert scores["summary"]["images_evaluated"] == 2
+    for entry in scores["images"].values():
+        assert entry["n_annotators"] >= 4
+        for which in ("configured", "tuned"):
+            assert 0 < entry[which]["covering"] < 1 and 0 < entry[which]["pri"] < 1
+            assert entry[which]["vi"] > 0

@@ -79,16 +79,20 @@ class DataConfig:
     """Where the images are and how much of an image we accept."""
 
     root: str = "data/samples"
+    ground_truth: str = "data/ground_truth"
     images: tuple[str, ...] | None = None
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
     max_pixels: int = 100_000_000
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:
-        _no_unknown(d, "data", ("root", "images", "extensions", "max_pixels"))
+        _no_unknown(d, "data", ("root", "ground_truth", "images", "extensions", "max_pixels"))
         root = d.get("root", cls.root)
         if not isinstance(root, str) or not root.strip():
             raise ConfigError(f"data.root must be a non-empty path, got {root!r}")
+        ground_truth = d.get("ground_truth", cls.ground_truth)
+        if not isinstance(ground_truth, str) or not ground_truth.strip():
+            raise ConfigError(f"data.ground_truth must be a folder path, got {ground_truth!r}")
         images = d.get("images")
         if images is not None:
             if isinstance(images, str) or not all(isinstance(i, str) for i in images):
@@ -99,6 +103,7 @@ class DataConfig:
             raise ConfigError("data.extensions must be a non-empty list like ['.png', '.jpg']")
         return cls(
             root=root,
+            ground_truth=ground_truth,
             images=images,
             extensions=extensions,
             max_pixels=_int(d.get("max_pixels", cls.max_pixels), "data.max_pixels", 4),
