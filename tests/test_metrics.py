@@ -36,15 +36,37 @@ def test_noise_is_excluded_from_every_score():
     assert m["silhouette"] == pytest.approx(silhouette_score(x[keep], noisy[keep]), rel=1e-5)
 
 
-def test_sampled_silhouette_is_seeded_and_labelled():
+def test_sampled_silhouette_is_seeded_and_reports_its_error():
     x, labels = blobs(3000)
-    a = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400)
-    b = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400)
-    c = cluster_metrics(x, labels, seed=2, max_exact=500, sample_size=400)
+    a = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, repeats=4)
+    b = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, repeats=4)
+    c = cluster_metrics(x, labels, seed=2, max_exact=500, sample_size=400, repeats=4)
     assert a == b
-    assert a["silhouette_method"] == "sampled" and a["silhouette_sample_size"] == 400
+    assert a["silhouette_method"] == "sampled" and a["silhouette_sample_size"] == 1600
     assert a["silhouette"] != c["silhouette"]
-    assert a["silhouette"] == pytest.approx(silhouette_score(x, labels), abs=0.05)
+    assert 0 < a["silhouette_stderr"] < 0.02
+    exact = silhouette_score(x, labels)
+    assert abs(a["silhouette"] - exact) < 4 * a["silhouette_stderr"] + 0.005
+
+
+def test_one_dimensional_features_are_exact_on_every_pixel():
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(0, 1, 6000), 2).reshape(-1, 1)  # many repeated values
+    labels = (x[:, 0] > 0.3).astype(int) + (x[:, 0] > 1.2)
+    m = cluster_metrics(x, labels, max_exact=10)
+    assert m["silhouette_method"] == "exact" and m["silhouette_sample_size"] == 6000
+    assert m["silhouette_stderr"] == 0
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)
+
+
+def test_repeated_rows_are_exact_through_weights():
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 6, size=(40, 2)).astype(float)
+    x = rows[rng.integers(0, 40, size=4000)]  # 4000 pixels, at most 36 distinct rows
+    labels = (x[:, 0] + x[:, 1] > 5).astype(int)
+    m = cluster_metrics(x, labels, max_exact=100)
+    assert m["silhouette_method"] == "exact" and m["silhouette_stderr"] == 0
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ def cluster_and_score(
         seed=seed,
         max_exact=metrics.silhouette_max_exact,
         sample_size=metrics.silhouette_sample_size,
+        repeats=metrics.silhouette_repeats,
         backend=result.backend,
     )
     report: dict[str, Any] = {
@@ -91,7 +92,8 @@ def segment(
     ksize: int = 3,
     sigma: float = 1.0,
     silhouette_max_exact: int = 5000,
-    silhouette_sample_size: int = 5000,
+    silhouette_sample_size: int = 2000,
+    silhouette_repeats: int = 5,
     **params: Any,
 ) -> Segmentation:
     """Segment one image (H×W grey or H×W×3/4 BGR[A], 8/16-bit or float) by clustering.
@@ -104,7 +106,9 @@ def segment(
     )
     cluster = ClusterConfig.from_dict({"algorithm": algorithm, **params})
     metrics = MetricsConfig(
-        silhouette_max_exact=silhouette_max_exact, silhouette_sample_size=silhouette_sample_size
+        silhouette_max_exact=silhouette_max_exact,
+        silhouette_sample_size=silhouette_sample_size,
+        silhouette_repeats=silhouette_repeats,
     )
     grey = to_grey(np.asarray(image))
     matrix, names = feature_matrix(grey, feature_config, ScalerConfig.from_dict({"name": scaler}))

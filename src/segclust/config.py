@@ -198,14 +198,19 @@ def validate_cluster_params(
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    """When the O(N^2) silhouette is computed exactly and when on a seeded sample."""
+    """When the O(N^2) silhouette is computed exactly and when estimated from samples."""
 
     silhouette_max_exact: int = 5000
-    silhouette_sample_size: int = 5000
+    silhouette_sample_size: int = 2000
+    silhouette_repeats: int = 5
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MetricsConfig:
-        _no_unknown(d, "metrics", ("silhouette_max_exact", "silhouette_sample_size"))
+        _no_unknown(
+            d,
+            "metrics",
+            ("silhouette_max_exact", "silhouette_sample_size", "silhouette_repeats"),
+        )
         return cls(
             silhouette_max_exact=_int(
                 d.get("silhouette_max_exact", cls.silhouette_max_exact),
@@ -215,7 +220,10 @@ class MetricsConfig:
             silhouette_sample_size=_int(
                 d.get("silhouette_sample_size", cls.silhouette_sample_size),
                 "metrics.silhouette_sample_size",
-                2,
+                3,
+            ),
+            silhouette_repeats=_int(
+                d.get("silhouette_repeats", cls.silhouette_repeats), "metrics.silhouette_repeats", 2
             ),
         )
 

@@ -1,9 +1,20 @@
 """Internal quality scores of a clustering, on scikit-learn's metrics.
 
 Noise points (label -1) are left out of every score. With fewer than two clusters the
-scores are undefined: they are ``None`` and ``undefined_reason`` says why. The silhouette
-is O(N²) in time, so above ``max_exact`` points it is computed on a seeded uniform sample
-and the method and sample size are recorded beside the value.
+scores are undefined: they are ``None`` and ``undefined_reason`` says why.
+
+The silhouette is O(N²) over pixels, so it is computed, in this order of preference:
+
+``exact`` on 1-D features
+    :func:`segclust.silhouette.silhouette_1d`, O(N) through the histogram of values;
+``exact`` on distinct rows
+    :func:`segclust.silhouette.weighted_silhouette` over the distinct (feature row, label)
+    pairs weighted by their counts, when there are at most ``max_exact`` of them;
+``sampled``
+    :func:`segclust.silhouette.silhouette_estimate`: the mean over ``repeats`` seeded samples
+    of ``sample_size`` pixels, with its standard error in ``silhouette_stderr``.
+
+Either way the value equals, or estimates, scikit-learn's ``silhouette_score`` on all pixels.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import numpy as np
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
 from segclust.backends import silhouette
+from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_silhouette
 
 NOISE = -1
 
@@ -29,13 +41,15 @@ def cluster_metrics(
     *,
     seed: int = 0,
     max_exact: int = 5000,
-    sample_size: int = 5000,
+    sample_size: int = 2000,
+    repeats: int = 5,
     backend: str = "sklearn",
 ) -> dict[str, Any]:
     """Scores of ``labels`` (N,) on ``features`` (N×d); JSON-ready dict.
 
     Keys: ``n_clusters``, ``noise_fraction``, ``silhouette``, ``silhouette_method``
-    (``exact`` / ``sampled`` / ``undefined``), ``silhouette_sample_size``,
+    (``exact`` / ``sampled`` / ``undefined``), ``silhouette_sample_size`` (pixels scored),
+    ``silhouette_stderr`` (0 when exact),
     ``calinski_harabasz``, ``davies_bouldin`` and, when undefined, ``undefined_reason``.
     """
     labels = np.asarray(labels).reshape(-1)
@@ -50,6 +64,7 @@ def cluster_metrics(
         "silhouette": None,
         "silhouette_method": "undefined",
         "silhouette_sample_size": 0,
+        "silhouette_stderr": None,
         "calinski_harabasz": None,
         "davies_bouldin": None,
     }
@@ -61,22 +76,61 @@ def cluster_metrics(
     result["calinski_harabasz"] = _rounded(calinski_harabasz_score(x_valid, l_valid))
     result["davies_bouldin"] = _rounded(davies_bouldin_score(x_valid, l_valid))
 
-    if n_valid <= max_exact:
-        method, x_s, l_s = "exact", x_valid, l_valid
-    else:
-        rng = np.random.default_rng(seed)
-        pick = np.sort(rng.choice(n_valid, size=min(sample_size, n_valid), replace=False))
-        method, x_s, l_s = "sampled", x_valid[pick], l_valid[pick]
-    n_in_sample = np.unique(l_s).size
-    if n_in_sample < 2 or n_in_sample >= l_s.size:
-        result["undefined_reason"] = (
-            f"silhouette sample of {l_s.size} points holds {n_in_sample} cluster(s); need 2 to n-1"
-        )
+    value, stderr, method, scored = _silhouette(
+        x_valid,
+        l_valid,
+        seed=seed,
+        max_exact=max_exact,
+        sample_size=sample_size,
+        repeats=repeats,
+        backend=backend,
+    )
+    if value is None:
+        result["undefined_reason"] = method
         return result
-    result["silhouette"] = _rounded(silhouette(x_s, l_s, backend))
+    result["silhouette"] = _rounded(value)
+    result["silhouette_stderr"] = None if stderr is None else _rounded(stderr)
     result["silhouette_method"] = method
-    result["silhouette_sample_size"] = int(l_s.size)
+    result["silhouette_sample_size"] = scored
     return result
+
+
+def _silhouette(
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    max_exact: int,
+    sample_size: int,
+    repeats: int,
+    backend: str,
+) -> tuple[float | None, float, str, int]:
+    """(value, standard error, method or reason, pixels scored) for non-noise pixels."""
+    n = labels.size
+    if backend == "cuml":  # cuML scores on the GPU: one seeded sample, as it has no weights
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
+        if np.unique(labels[pick]).size < 2:
+            return None, 0.0, "silhouette sample holds one cluster", 0
+        value = silhouette(x[pick], labels[pick], backend)
+        if pick.size == n:
+            return value, 0.0, "exact", n
+        return value, None, "sampled", int(pick.size)
+    if x.shape[1] == 1:
+        return silhouette_1d(x[:, 0], labels), 0.0, "exact", n
+    keyed = np.concatenate([x.astype(np.float64), labels[:, None].astype(np.float64)], axis=1)
+    pairs, counts = np.unique(keyed, axis=0, return_counts=True)
+    if pairs.shape[0] <= max_exact:
+        value = weighted_silhouette(pairs[:, :-1], counts, pairs[:, -1].astype(np.int64))
+        return value, 0.0, "exact", n
+    size = min(sample_size, n)
+    try:
+        value, stderr = silhouette_estimate(
+            x, labels, sample_size=size, n_repeats=repeats, seed=seed
+        )
+    except ValueError as exc:  # a sample with a single cluster
+        return None, 0.0, f"silhouette sample: {exc}", 0
+    return value, stderr, "sampled", size * repeats
 
 
 def _undefined_reason(n_clusters: int, n_valid: int, n_total: int) -> str | None:

@@ -118,6 +118,7 @@ def make_objective(
             seed=seed,
             max_exact=metrics.silhouette_max_exact,
             sample_size=metrics.silhouette_sample_size,
+            repeats=metrics.silhouette_repeats,
             backend=result.backend,
         )
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}

@@ -1,0 +1,406 @@
+"""Silhouette scores of pixel clusterings, computed from distinct feature rows and their counts.
+
+Many pixels share one feature row (a grey image has at most 256), so the exact silhouette of
+the expanded pixels can be computed from the distinct rows weighted by their counts. Each
+function here equals scikit-learn's ``silhouette_score`` on the expanded data (Euclidean
+distance, sklearn's conventions: a point in a one-point cluster scores 0, and so does 0/0).
+
+Who does the work:
+
+* :func:`weighted_silhouette` - SciPy's ``cdist`` computes square tiles of Euclidean distances
+  (from coordinate differences, so a row is at distance exactly 0 from itself), and BLAS
+  matrix-vector products (NumPy ``@``) fold each tile into per-cluster weighted sums. Each
+  tile serves both of its row blocks (distances are symmetric), so half of the M² distances
+  are computed. Time O(M²·d), memory one tile plus an M×k table of sums. One-column rows take
+  the 1-D path below.
+* :func:`silhouette_1d` - NumPy only: ``np.unique(..., return_counts=True)`` (hash based on
+  NumPy >= 2.3) histograms the (value, label) pairs, then prefix sums over the sorted distinct
+  values give every point's summed distance to each cluster: O(N) plus O(k·(U + P)) for U
+  distinct values, P distinct (value, label) pairs and k clusters.
+* :func:`silhouette_estimate` - scikit-learn's ``silhouette_score`` on repeated seeded samples,
+  for feature sets whose distinct rows are too many for the O(M²) exact score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
+
+# The symmetric tiling keeps an M×k float64 table of per-cluster sums; above this size the
+# sums are kept per row block instead (each distance is then computed twice).
+_SUMS_TABLE_BYTES = 256 * 2**20
+# Per-cluster histogramming of 64-bit values that cannot be packed with the label: k passes
+# over the data, so only for few clusters; above this a sort-based inverse is used.
+_MAX_CLUSTER_PASSES = 64
+_DEFAULT_CHUNK_BYTES = 2 * 2**20  # 512×512 float64 tiles: fastest of 1-16 MiB measured
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    """Integer labels >= 0, one per row: noise (-1) must be removed by the caller."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if n and labels.min() < 0:
+        raise ValueError("labels must be >= 0: remove noise points (label -1) first")
+    return labels
+
+
+def _check_cluster_count(n_clusters: int, n_points: int) -> None:
+    """sklearn's rule: the silhouette needs 2 <= clusters <= points - 1."""
+    if n_clusters < 2:
+        raise ValueError(f"silhouette needs at least 2 clusters, got {n_clusters}")
+    if n_clusters >= n_points:
+        raise ValueError(
+            f"silhouette needs fewer clusters than points: {n_clusters} clusters "
+            f"for {n_points} points"
+        )
+
+
+def _silhouette_values(a: np.ndarray, b: np.ndarray, own_weight: np.ndarray) -> np.ndarray:
+    """s = (b - a) / max(a, b), with sklearn's zeros for one-point clusters and for 0/0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (b - a) / np.maximum(a, b)
+    s[own_weight <= 1] = 0.0
+    return np.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-D core: prefix sums over sorted distinct values
+# ---------------------------------------------------------------------------------------------
+
+
+def _silhouette_pairs_1d(
+    distinct: np.ndarray, pu: np.ndarray, pc: np.ndarray, pn: np.ndarray, k: int
+) -> float:
+    """Exact silhouette from (value index, cluster, count) triples over sorted distinct values.
+
+    ``distinct`` (U,) is sorted float64; triple p stands for ``pn[p]`` points of value
+    ``distinct[pu[p]]`` in cluster ``pc[p]`` (0..k-1). For cluster c with weights w_c(u) the
+    summed distance from value x_u is x_u·(2·L(u) - T) + T_s - 2·L_s(u), with L, L_s the
+    inclusive prefix sums of w_c and w_c·x and T, T_s their totals. Values are shifted by the
+    cluster's weighted median so the prefix sums stay small (less cancellation when a tight
+    cluster lies far from 0); a cluster sitting on one value still sums to exactly 0 there.
+    """
+    n_u = distinct.shape[0]
+    weight = pn.astype(np.float64)
+    totals = np.bincount(pc, weights=weight, minlength=k)
+    a = np.zeros(pu.shape[0])
+    b = np.full(pu.shape[0], np.inf)
+    for c in range(k):
+        mine = pc == c
+        w_u = np.bincount(pu[mine], weights=weight[mine], minlength=n_u)
+        cum_w = np.cumsum(w_u)
+        total = cum_w[-1]
+        centre = distinct[min(int(np.searchsorted(cum_w, total / 2)), n_u - 1)]
+        x = distinct - centre
+        cum_s = np.cumsum(w_u * x)
+        sums = x * (2.0 * cum_w - total) + (cum_s[-1] - 2.0 * cum_s)
+        np.maximum(sums, 0.0, out=sums)  # rounding must not make a distance sum negative
+        at_pairs = sums[pu]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a[mine] = at_pairs[mine] / (total - 1.0)
+        np.minimum(b, np.where(mine, np.inf, at_pairs / total), out=b)
+    s = _silhouette_values(a, b, totals[pc])
+    return float(np.dot(s, weight) / weight.sum())
+
+
+def _compress_labels(raw: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cluster ids 0..k-1 in label order, and k."""
+    present, index = np.unique(raw, return_inverse=True)
+    return index.reshape(-1), int(present.size)
+
+
+def _triples_from_pairs(
+    values: np.ndarray, labels: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sorted distinct values and (value index, cluster, count) triples from short arrays."""
+    distinct = np.unique(values)
+    pu = np.searchsorted(distinct, values)
+    pc, k = _compress_labels(labels)
+    return distinct.astype(np.float64), pu, pc, counts, k
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-D histogram of (value, label) pairs for many points
+# ---------------------------------------------------------------------------------------------
+
+
+def _narrow_64bit(values: np.ndarray) -> np.ndarray:
+    """The values in a 32-bit dtype when that loses nothing (value and label then fit a uint64).
+
+    Float64 values that are exactly float32 are cast; 64-bit integers spanning less than 2**32
+    are shifted to start at 0, which changes no distance.
+    """
+    if values.dtype == np.float64:
+        narrow = values.astype(np.float32)
+        if np.array_equal(narrow, values):
+            return narrow
+    elif values.dtype.kind in "iu" and values.dtype.itemsize == 8:
+        low = values.min()
+        if int(values.max()) - int(low) < 2**32:
+            return (values - low).astype(np.uint32)
+    return values
+
+
+def _value_label_counts(
+    values: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (value, label) pairs of N points and how many points each holds.
+
+    The fast path packs the value's bit pattern and the label into one uint64 and counts
+    distinct keys with ``np.unique`` (a hash table on NumPy >= 2.3, no sort of the N keys).
+    Returned values are the original ones except for integer values shifted by a constant,
+    which no distance notices.
+    """
+    label_bits = max(int(labels.max()).bit_length(), 1)
+    values = _narrow_64bit(values)
+    value_bits = 8 * values.dtype.itemsize
+    if value_bits + label_bits <= 64:
+        unsigned = np.dtype(f"u{values.dtype.itemsize}")
+        key = np.ascontiguousarray(values).view(unsigned).astype(np.uint64)
+        key <<= np.uint64(label_bits)
+        key |= labels.astype(np.uint64, copy=False)
+        keys, counts = np.unique(key, return_counts=True)
+        pair_labels = (keys & np.uint64((1 << label_bits) - 1)).astype(np.int64)
+        pair_values = (keys >> np.uint64(label_bits)).astype(unsigned).view(values.dtype)
+        return pair_values, pair_labels, counts
+    present = np.unique(labels)
+    if present.size <= _MAX_CLUSTER_PASSES:
+        per_label = [np.unique(values[labels == label], return_counts=True) for label in present]
+        pair_values = np.concatenate([vals for vals, _ in per_label])
+        pair_labels = np.repeat(present.astype(np.int64), [vals.size for vals, _ in per_label])
+        return pair_values, pair_labels, np.concatenate([cnt for _, cnt in per_label])
+    distinct, inverse = np.unique(values, return_inverse=True)
+    _, label_index = np.unique(labels, return_inverse=True)
+    pair_key = inverse.reshape(-1).astype(np.int64) * present.size + label_index.reshape(-1)
+    keys, counts = np.unique(pair_key, return_counts=True)
+    return distinct[keys // present.size], present[keys % present.size].astype(np.int64), counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def silhouette_1d(values: np.ndarray, labels: np.ndarray) -> float:
+    """Exact silhouette of 1-D features ``values`` (N,) or (N, 1) under ``labels`` (N,).
+
+    Equals ``sklearn.metrics.silhouette_score(values.reshape(-1, 1), labels)`` on all N points
+    without its O(N²) distance matrix: a histogram of the distinct (value, label) pairs and
+    prefix sums over the sorted values. Float32 values are scored exactly as float32 numbers
+    (arithmetic in float64); sklearn's own float32 path keeps float32 distances and so differs
+    from this by ~1e-7. Labels must be integers >= 0 (noise removed by the caller).
+    """
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(f"values must have shape (N,) or (N, 1), got {values.shape}")
+    if values.dtype.kind == "b":
+        values = values.astype(np.uint8)
+    if values.dtype.kind not in "fiu":
+        raise ValueError(f"values must be real numbers, got dtype {values.dtype}")
+    n = values.shape[0]
+    labels = _check_labels(labels, n)
+    if n < 3:
+        raise ValueError(f"silhouette needs at least 3 points, got {n}")
+    pair_values, pair_labels, counts = _value_label_counts(values, labels)
+    distinct, pu, pc, pn, k = _triples_from_pairs(pair_values, pair_labels, counts)
+    if not np.isfinite(distinct).all():
+        raise ValueError("values must be finite (no NaN or infinity)")
+    _check_cluster_count(k, n)
+    return _silhouette_pairs_1d(distinct, pu, pc, pn, k)
+
+
+def weighted_silhouette(
+    rows: np.ndarray,
+    counts: np.ndarray,
+    labels: np.ndarray,
+    *,
+    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+) -> float:
+    """Exact silhouette of the expanded data: row i of ``rows`` (M×d) repeated ``counts[i]`` times.
+
+    Equals ``silhouette_score(np.repeat(rows, counts, axis=0), np.repeat(labels, counts))``
+    while touching only the M rows: for row i in cluster c, a(i) is its weighted distance sum
+    to c divided by W_c - 1 (its own duplicates are at distance 0 and it does not count
+    itself), b(i) the smallest weighted mean distance to another cluster; the score is the
+    count-weighted mean of s(i). Rows need not be distinct. ``chunk_bytes`` bounds the distance
+    tile (square, float64); the result does not depend on it beyond rounding. One-column rows
+    use the O(M log M) 1-D method. Labels must be integers >= 0 (noise removed by the caller).
+    """
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] == 0:
+        raise ValueError(f"rows must be a non-empty M×d array, got shape {rows.shape}")
+    if rows.dtype.kind not in "fiub":
+        raise ValueError(f"rows must be real numbers, got dtype {rows.dtype}")
+    m = rows.shape[0]
+    counts = np.asarray(counts)
+    if counts.shape != (m,):
+        raise ValueError(f"counts must have shape ({m},), got {counts.shape}")
+    if counts.dtype.kind not in "iuf" or not (
+        np.isfinite(counts).all() and np.array_equal(counts, np.round(counts))
+    ):
+        raise ValueError("counts must be whole numbers")
+    if counts.min() < 1:
+        raise ValueError("counts must be >= 1")
+    counts = counts.astype(np.int64)
+    labels = _check_labels(labels, m)
+    if chunk_bytes < 8:
+        raise ValueError(f"chunk_bytes must be at least 8 (one float64), got {chunk_bytes}")
+    x = rows.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("rows must be finite (no NaN or infinity)")
+    cluster, k = _compress_labels(labels)
+    n_points = int(counts.sum())
+    _check_cluster_count(k, n_points)
+
+    if x.shape[1] == 1:
+        distinct, pu, pc, pn, k = _triples_from_pairs(x[:, 0], cluster, counts)
+        return _silhouette_pairs_1d(distinct, pu, pc, pn, k)
+
+    order = np.argsort(cluster, kind="stable")  # contiguous clusters: few per tile
+    x, cluster, weight = x[order], cluster[order], counts[order].astype(np.float64)
+    totals = np.bincount(cluster, weights=weight, minlength=k)
+    bounds = np.searchsorted(cluster, np.arange(k + 1))  # cluster c: rows bounds[c]:bounds[c+1]
+    tile = max(1, math.isqrt(chunk_bytes // 8))
+    # The matrix-vector products are memory bound: BLAS threads only add contention (measured
+    # 3-4x slower with OpenBLAS's default threads when the cores are busy).
+    with threadpool_limits(limits=1, user_api="blas"):
+        if m * k * 8 <= _SUMS_TABLE_BYTES:
+            sums = _cluster_sums_symmetric(x, weight, bounds, tile)
+            s = _row_silhouettes(sums, cluster, totals)
+        else:
+            s = np.empty(m)
+            for start in range(0, m, tile):
+                block = slice(start, min(start + tile, m))
+                sums = _cluster_sums_block(x, weight, bounds, tile, block)
+                s[block] = _row_silhouettes(sums, cluster[block], totals)
+    return float(np.dot(s, weight) / weight.sum())
+
+
+def silhouette_estimate(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sample_size: int = 5000,
+    n_repeats: int = 10,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Seeded Monte Carlo estimate of the silhouette: (mean, standard error).
+
+    Method: ``n_repeats`` independent uniform samples of ``sample_size`` points (without
+    replacement within a sample) are drawn from one ``np.random.default_rng(seed)``; each is
+    scored exactly by sklearn's ``silhouette_score``. The mean and std(ddof=1)/sqrt(n_repeats)
+    describe the distribution of the *sample* silhouette: mean ± 2·SE is an interval for its
+    expectation, which differs from the full-data score by a small bias (a(i), b(i) are
+    estimated from the sample, O(1/sample_size)) that the SE does not include. Use it only when
+    the exact functions are out of reach. With ``sample_size >= N`` every sample is the whole
+    data, so the exact score is returned with SE 0. Labels must be integers >= 0.
+    """
+    features = np.asarray(features)
+    if features.ndim == 1:
+        features = features.reshape(-1, 1)
+    if features.ndim != 2:
+        raise ValueError(f"features must be N×d, got shape {features.shape}")
+    n = features.shape[0]
+    labels = _check_labels(labels, n)
+    if n_repeats < 2:
+        raise ValueError(f"n_repeats must be >= 2 for a standard error, got {n_repeats}")
+    if sample_size < 3:
+        raise ValueError(f"sample_size must be >= 3, got {sample_size}")
+    _check_cluster_count(np.unique(labels).size, n)
+    if sample_size >= n:
+        return float(silhouette_score(features, labels)), 0.0
+    rng = np.random.default_rng(seed)
+    scores = np.empty(n_repeats)
+    for r in range(n_repeats):
+        pick = np.sort(rng.choice(n, size=sample_size, replace=False))
+        sample_labels = labels[pick]
+        n_in_sample = np.unique(sample_labels).size
+        if not 2 <= n_in_sample < sample_size:
+            raise ValueError(
+                f"sample {r} of {sample_size} points holds {n_in_sample} cluster(s); "
+                "increase sample_size"
+            )
+        scores[r] = silhouette_score(features[pick], sample_labels)
+    return float(scores.mean()), float(scores.std(ddof=1) / math.sqrt(n_repeats))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiled distance sums for weighted_silhouette
+# ---------------------------------------------------------------------------------------------
+
+
+def _segments(block: slice, bounds: np.ndarray) -> list[tuple[int, slice, slice]]:
+    """(cluster, offsets within the block, absolute rows) for each cluster a block spans.
+
+    Rows are sorted by cluster and cluster c holds rows ``bounds[c]:bounds[c + 1]``, so each
+    piece is a contiguous slice and its weighted sum is one BLAS matrix-vector product (a
+    one-hot matrix product with a few columns is several times slower with OpenBLAS).
+    """
+    first = int(np.searchsorted(bounds, block.start, side="right")) - 1
+    pieces = []
+    for c in range(first, bounds.size - 1):
+        lo, hi = max(int(bounds[c]), block.start), min(int(bounds[c + 1]), block.stop)
+        if lo >= block.stop:
+            break
+        if hi > lo:
+            pieces.append((c, slice(lo - block.start, hi - block.start), slice(lo, hi)))
+    return pieces
+
+
+def _cluster_sums_symmetric(
+    x: np.ndarray, weight: np.ndarray, bounds: np.ndarray, tile: int
+) -> np.ndarray:
+    """M×k table of sum_{j in c} w_j·||x_i - x_j||, each tile computed once and used twice."""
+    m = x.shape[0]
+    sums = np.zeros((m, bounds.size - 1))
+    blocks = [slice(i, min(i + tile, m)) for i in range(0, m, tile)]
+    pieces = [_segments(blk, bounds) for blk in blocks]
+    for p, bi in enumerate(blocks):
+        for q in range(p, len(blocks)):
+            bj = blocks[q]
+            dist = cdist(x[bi], x[bj])
+            for c, offsets, rows in pieces[q]:
+                sums[bi, c] += dist[:, offsets] @ weight[rows]
+            if q != p:
+                for c, offsets, rows in pieces[p]:
+                    sums[bj, c] += weight[rows] @ dist[offsets, :]
+    return sums
+
+
+def _cluster_sums_block(
+    x: np.ndarray, weight: np.ndarray, bounds: np.ndarray, tile: int, block: slice
+) -> np.ndarray:
+    """The rows of ``block`` of the per-cluster sums table, for when the whole table is big."""
+    m = x.shape[0]
+    sums = np.zeros((block.stop - block.start, bounds.size - 1))
+    for start in range(0, m, tile):
+        bj = slice(start, min(start + tile, m))
+        dist = cdist(x[block], x[bj])
+        for c, offsets, rows in _segments(bj, bounds):
+            sums[:, c] += dist[:, offsets] @ weight[rows]
+    return sums
+
+
+def _row_silhouettes(sums: np.ndarray, cluster: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """s(i) for rows with per-cluster distance sums ``sums`` (rows×k) and cluster ``cluster``."""
+    rows = np.arange(sums.shape[0])
+    own_total = totals[cluster]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = sums[rows, cluster] / (own_total - 1.0)
+        means = sums / totals
+    means[rows, cluster] = np.inf
+    return _silhouette_values(a, means.min(axis=1), own_total)

@@ -1,0 +1,226 @@
+"""Silhouettes from distinct rows and counts against scikit-learn on the expanded points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from sklearn.metrics import silhouette_score
+
+import segclust.silhouette as sil
+from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_silhouette
+
+
+def expanded_score(rows: np.ndarray, counts: np.ndarray, labels: np.ndarray) -> float:
+    """sklearn's silhouette with every pixel a row: the number the fast paths must reproduce."""
+    return float(silhouette_score(np.repeat(rows, counts, axis=0), np.repeat(labels, counts)))
+
+
+def integer_case(seed: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct integer-valued rows (sklearn's distances are then exact), counts with ones,
+    a one-point cluster (total weight 1) and gaps in the label values."""
+    rng = np.random.default_rng(seed)
+    grid = rng.permutation(np.array(np.meshgrid(*[np.arange(-4, 5)] * d)).reshape(d, -1).T)
+    m = min(45, len(grid))
+    rows = grid[:m].astype(np.float64)
+    counts = rng.integers(1, 6, m)
+    counts[: m // 3] = 1
+    labels = 2 * rng.integers(0, k - 1, m)  # k - 1 clusters with even ids ...
+    labels[: k - 1] = 2 * np.arange(k - 1)  # ... all present
+    labels[-1], counts[-1] = 99, 1  # ... plus one cluster holding a single pixel
+    return rows, counts, labels
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weighted_equals_sklearn_on_expanded_rows(seed: int, d: int, k: int) -> None:
+    rows, counts, labels = integer_case(seed, d, k)
+    assert len(np.unique(labels)) == k
+    got = weighted_silhouette(rows, counts, labels)
+    assert got == pytest.approx(expanded_score(rows, counts, labels), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_weighted_equals_sklearn_on_continuous_rows(seed: int) -> None:
+    """Continuous rows: exact against sklearn on exact distances; sklearn's default Euclidean
+    path (|x|²+|y|²-2x·y) puts ~1e-8 noise on duplicated rows, hence the looser second check."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(50, 3)) * 3 + 1
+    counts = rng.integers(1, 6, 50)
+    labels = rng.integers(0, 4, 50)
+    x, lab = np.repeat(rows, counts, axis=0), np.repeat(labels, counts)
+    got = weighted_silhouette(rows, counts, labels)
+    assert got == pytest.approx(silhouette_score(cdist(x, x), lab, metric="precomputed"), abs=1e-12)
+    assert got == pytest.approx(silhouette_score(x, lab), abs=1e-8)
+
+
+def test_weighted_accepts_repeated_rows_and_float32() -> None:
+    rows, counts, labels = integer_case(7, 2, 4)
+    twice = np.vstack([rows, rows[:10]])
+    twice_counts = np.concatenate([counts, np.full(10, 2)])
+    twice_labels = np.concatenate([labels, labels[:10]])
+    got = weighted_silhouette(twice, twice_counts, twice_labels)
+    assert got == pytest.approx(expanded_score(twice, twice_counts, twice_labels), abs=1e-9)
+    as_f32 = weighted_silhouette(rows.astype(np.float32), counts.astype(np.int32), labels)
+    assert as_f32 == pytest.approx(expanded_score(rows, counts, labels), abs=1e-9)
+
+
+@pytest.mark.parametrize("chunk_bytes", [8, 8 * 4, 8 * 49, 8 * 1000])
+def test_weighted_does_not_depend_on_chunking(chunk_bytes: int) -> None:
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(120, 3))
+    counts = rng.integers(1, 9, 120)
+    labels = rng.integers(0, 5, 120)
+    reference = weighted_silhouette(rows, counts, labels)
+    assert weighted_silhouette(rows, counts, labels, chunk_bytes=chunk_bytes) == pytest.approx(
+        reference, abs=1e-12
+    )
+
+
+def test_weighted_row_block_mode_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mode used when the M×k sums table is too big gives the same score."""
+    rows, counts, labels = integer_case(5, 3, 6)
+    symmetric = weighted_silhouette(rows, counts, labels, chunk_bytes=8 * 49)
+    monkeypatch.setattr(sil, "_SUMS_TABLE_BYTES", 0)
+    blocked = weighted_silhouette(rows, counts, labels, chunk_bytes=8 * 49)
+    assert blocked == pytest.approx(symmetric, abs=1e-12)
+    assert blocked == pytest.approx(expanded_score(rows, counts, labels), abs=1e-9)
+
+
+def test_weighted_one_column_path_agrees_with_tiled_path() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=200)
+    counts = rng.integers(1, 4, 200)
+    labels = rng.integers(0, 4, 200)
+    one_column = weighted_silhouette(x[:, None], counts, labels)
+    padded = weighted_silhouette(np.c_[x, np.zeros_like(x)], counts, labels)  # tiled path
+    assert one_column == pytest.approx(padded, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_1d_equals_sklearn_on_integer_values_with_duplicates(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 600
+    values = rng.integers(0, 40, n).astype(np.float64)
+    labels = rng.integers(0, 2 + seed, n)
+    labels[0] = 50  # a singleton cluster
+    expected = silhouette_score(values.reshape(-1, 1), labels)
+    assert silhouette_1d(values, labels) == pytest.approx(expected, abs=1e-9)
+    assert silhouette_1d(values.reshape(-1, 1), labels) == pytest.approx(expected, abs=1e-9)
+    for dtype in (np.uint8, np.int16, np.int64, np.float32):
+        assert silhouette_1d(values.astype(dtype), labels) == pytest.approx(expected, abs=1e-9)
+    shifted = values.astype(np.int64) + 10**12  # 64-bit integers narrowed before packing
+    assert silhouette_1d(shifted, labels) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("n_clusters", [2, 5, 70])  # 70: above the per-cluster-pass limit
+def test_1d_equals_sklearn_on_continuous_values(n_clusters: int) -> None:
+    rng = np.random.default_rng(n_clusters)
+    values = rng.normal(size=700) * 5 - 2
+    labels = rng.permutation(np.arange(700) % n_clusters)
+    labels = np.sort(rng.choice(10**6, n_clusters, replace=False))[labels]  # sparse ids
+    expected = silhouette_score(values.reshape(-1, 1), labels)
+    assert silhouette_1d(values, labels) == pytest.approx(expected, abs=1e-9)
+
+
+def test_1d_float32_is_scored_exactly_as_float32_numbers() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=500).astype(np.float32)
+    labels = (values > 0.3).astype(np.int64) + (values > 1.2)
+    expected = silhouette_score(values.astype(np.float64).reshape(-1, 1), labels)
+    assert silhouette_1d(values, labels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_1d_degenerate_ties_follow_sklearn() -> None:
+    """Clusters sharing one value (a = b = 0: sklearn's 0/0 gives 0), a singleton, signed
+    zeros; small label ids take the packed (value bits, label) path, ids of 2**40 the
+    per-cluster path."""
+    values = np.array([5.0, 5, 5, 5, 1, 0.0, -0.0, 0.0, -0.0, 0.1, 0.1, 0.1, 0.1, 0.1])
+    for top_label in (6, 2**40):
+        labels = np.array([0, 0, 1, 1, 2, 3, 3, top_label, top_label, 4, 4, 4, 5, 5])
+        expected = silhouette_score(values.reshape(-1, 1), labels)
+        for dtype in (np.float64, np.float32):
+            got = silhouette_1d(values.astype(dtype), labels)
+            assert got == pytest.approx(expected, abs=1e-12)
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    return centres[labels] + rng.normal(size=(n, 2)), labels
+
+
+def test_estimate_is_seeded() -> None:
+    x, labels = blobs(2000, 0)
+    first = silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=7)
+    assert first == silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=7)
+    assert first != silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=8)
+    assert first[1] > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_estimate_interval_covers_exact_score(seed: int) -> None:
+    x, labels = blobs(2500, 1)
+    exact = weighted_silhouette(x, np.ones(len(x), dtype=np.int64), labels)
+    assert exact == pytest.approx(silhouette_score(x, labels), abs=1e-9)
+    mean, se = silhouette_estimate(x, labels, sample_size=300, n_repeats=20, seed=seed)
+    assert 0 < se < 0.02
+    assert abs(mean - exact) <= 3 * se
+
+
+def test_estimate_with_sample_as_large_as_data_is_exact() -> None:
+    x, labels = blobs(300, 2)
+    mean, se = silhouette_estimate(x, labels, sample_size=300, n_repeats=3, seed=0)
+    assert (mean, se) == (pytest.approx(silhouette_score(x, labels), abs=1e-12), 0.0)
+
+
+def test_validation_errors() -> None:
+    rows = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    counts = np.array([2, 1, 3])
+    labels = np.array([0, 0, 1])
+    with pytest.raises(ValueError, match="M×d"):
+        weighted_silhouette(rows[:, 0], counts, labels)
+    with pytest.raises(ValueError, match="counts must have shape"):
+        weighted_silhouette(rows, counts[:2], labels)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        weighted_silhouette(rows, counts, labels[:2])
+    with pytest.raises(ValueError, match=">= 1"):
+        weighted_silhouette(rows, np.array([2, 0, 3]), labels)
+    with pytest.raises(ValueError, match="whole numbers"):
+        weighted_silhouette(rows, np.array([2.5, 1, 3]), labels)
+    with pytest.raises(ValueError, match="whole numbers"):
+        weighted_silhouette(rows, np.array([np.inf, 1, 3]), labels)
+    with pytest.raises(ValueError, match="remove noise"):
+        weighted_silhouette(rows, counts, np.array([0, -1, 1]))
+    with pytest.raises(ValueError, match="integers"):
+        weighted_silhouette(rows, counts, labels.astype(float))
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        weighted_silhouette(rows, counts, np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="fewer clusters than points"):
+        weighted_silhouette(rows, np.ones(3, dtype=int), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="finite"):
+        weighted_silhouette(np.array([[0.0, np.nan], [1, 0], [5, 5]]), counts, labels)
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        weighted_silhouette(rows, counts, labels, chunk_bytes=4)
+
+    values = np.array([0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\)"):
+        silhouette_1d(rows, labels)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        silhouette_1d(values, labels)
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        silhouette_1d(values, np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="fewer clusters than points"):
+        silhouette_1d(values, np.arange(4))
+    with pytest.raises(ValueError, match="finite"):
+        silhouette_1d(np.array([0.0, np.inf, 2.0, 3.0]), np.array([0, 0, 1, 1]))
+
+    x, lab = blobs(100, 3)
+    with pytest.raises(ValueError, match="n_repeats"):
+        silhouette_estimate(x, lab, sample_size=50, n_repeats=1, seed=0)
+    with pytest.raises(ValueError, match="sample_size"):
+        silhouette_estimate(x, lab, sample_size=2, n_repeats=3, seed=0)
+    with pytest.raises(ValueError, match="remove noise"):
+        silhouette_estimate(x, np.where(lab == 0, -1, lab), sample_size=50, n_repeats=3, seed=0)
