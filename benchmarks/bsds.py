@@ -15,6 +15,7 @@ of that row's segmentation alone (features included), in a single thread per pro
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -161,6 +162,9 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=1, help="images in parallel")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--raw", type=Path, default=None, help="also write every image's scores to this JSON file"
+    )
     args = parser.parse_args()
     images = sorted((args.root / "images").glob("*.jpg"))[: args.limit]
     if not images:
@@ -182,18 +186,28 @@ def main() -> None:
         f"tuning {args.trials} trials on <= {args.max_points} points, seed {args.seed}, "
         f"{time.perf_counter() - started:.0f} s wall on {args.jobs} process(es)\n"
     )
+    if args.raw:
+        args.raw.write_text(json.dumps(totals, indent=1))
+    print_table(totals)
+
+
+def print_table(totals: dict[str, list[dict[str, Any]]]) -> None:
+    """One Markdown row per setting: means over the images it produced labels for."""
     print("| setting | Covering ↑ | PRI ↑ | VI (bits) ↓ | ARI ↑ | s / image |")
     print("|---|---|---|---|---|---|")
     for name, rows in totals.items():
-        scored = [r for r in rows if "skipped" not in r]
+        scored = [r for r in rows if "missing" not in r]
+        reasons = sorted({r["missing"] for r in rows if "missing" in r})
         if not scored:
-            print(
-                f"| {name} | skipped: DBSCAN on > {DBSCAN_MAX_DISTINCT:,} distinct rows "
-                "needs the scalable DBSCAN | | | | |"
+            why = (
+                f"DBSCAN on > {DBSCAN_MAX_DISTINCT:,} distinct rows needs the scalable DBSCAN"
+                if reasons == ["skipped"]
+                else ", ".join(reasons)
             )
+            print(f"| {name} | {why} | | | | |")
             continue
         mean = {k: float(np.mean([r[k] for r in scored])) for k in (*SCORES, "seconds")}
-        note = "" if len(scored) == len(rows) else f" ({len(rows) - len(scored)} skipped)"
+        note = "" if not reasons else f" ({len(rows) - len(scored)} images: {', '.join(reasons)})"
         print(
             f"| {name}{note} | {mean['covering']:.3f} | {mean['pri']:.3f} | "
             f"{mean['vi']:.3f} | {mean['ari']:.3f} | {mean['seconds']:.2f} |"
