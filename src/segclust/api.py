@@ -25,7 +25,7 @@ from segclust.config import (
     ScalerConfig,
 )
 from segclust.features import feature_matrix, to_grey
-from segclust.metrics import cluster_metrics
+from segclust.metrics import configured_metrics
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,7 @@ def cluster_and_score(
     result = cluster_features(
         features, cluster.algorithm, dict(cluster.params), backend=backend, seed=seed
     )
-    scores = cluster_metrics(
-        features,
-        result.labels,
-        seed=seed,
-        max_exact=metrics.silhouette_max_exact,
-        sample_size=metrics.silhouette_sample_size,
-        repeats=metrics.silhouette_repeats,
-        backend=result.backend,
-    )
+    scores = configured_metrics(features, result.labels, metrics, seed=seed, backend=result.backend)
     report: dict[str, Any] = {
         "algorithm": cluster.algorithm,
         "backend": result.backend,

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
 from segclust.backends import silhouette
+from segclust.config import MetricsConfig
 from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_silhouette
 
 NOISE = -1
@@ -93,6 +94,26 @@ def cluster_metrics(
     result["silhouette_method"] = method
     result["silhouette_sample_size"] = scored
     return result
+
+
+def configured_metrics(
+    features: np.ndarray,
+    labels: np.ndarray,
+    config: MetricsConfig,
+    *,
+    seed: int = 0,
+    backend: str = "sklearn",
+) -> dict[str, Any]:
+    """:func:`cluster_metrics` with the silhouette settings of the ``metrics`` config group."""
+    return cluster_metrics(
+        features,
+        labels,
+        seed=seed,
+        max_exact=config.silhouette_max_exact,
+        sample_size=config.silhouette_sample_size,
+        repeats=config.silhouette_repeats,
+        backend=backend,
+    )
 
 
 def _silhouette(

@@ -32,7 +32,7 @@ from segclust.api import Segmentation, cluster_and_score
 from segclust.backends import supports_sample_weight
 from segclust.clustering import cluster_features, distinct_rows
 from segclust.config import ClusterConfig, MetricsConfig, ParamRange, validate_cluster_params
-from segclust.metrics import cluster_metrics
+from segclust.metrics import configured_metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,8 @@ def make_objective(
             attrs, value = seen[key]
             return _finish(trial, attrs, value)
         result = cluster_features(features, cluster.algorithm, params, backend=backend, seed=seed)
-        scores = cluster_metrics(
-            features,
-            result.labels,
-            seed=seed,
-            max_exact=metrics.silhouette_max_exact,
-            sample_size=metrics.silhouette_sample_size,
-            repeats=metrics.silhouette_repeats,
-            backend=result.backend,
+        scores = configured_metrics(
+            features, result.labels, metrics, seed=seed, backend=result.backend
         )
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
         if scores["silhouette"] is None:
