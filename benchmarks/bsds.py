@@ -50,10 +50,6 @@ DEFAULT_BSDS = ROOT.parent / "shared" / "data" / "bsds500"
 FEATURES = ("intensity", "intensity_xy", "sobel")
 ALGORITHMS = ("kmeans", "birch", "dbscan")
 SCORES = ("covering", "pri", "vi", "ari")
-# DBSCAN on scikit-learn keeps every neighbourhood in memory: on continuous features of a
-# 154k-pixel photo that can reach tens of GB. Until the scalable DBSCAN lands (issue 3),
-# rows with more distinct feature rows than this are reported as skipped.
-DBSCAN_MAX_DISTINCT = 30_000
 
 
 def load_group(group: str, name: str) -> dict[str, Any]:
@@ -76,13 +72,9 @@ def segment_rows(
             grey, FeatureConfig(name=feature, **_feature_keys(feature)), ScalerConfig("standard")
         )
         feature_seconds = time.perf_counter() - started
-        distinct = np.unique(x, axis=0).shape[0] if feature != "intensity" else 0
         for algorithm in ALGORITHMS:
             cluster = ClusterConfig.from_dict(load_group("cluster", algorithm))
             name = f"{feature} · {algorithm}"
-            if algorithm == "dbscan" and distinct > DBSCAN_MAX_DISTINCT:
-                out += [(name, "skipped", 0.0), (f"{name} · tuned", "skipped", 0.0)]
-                continue
             started = time.perf_counter()
             fixed = cluster_and_score(x, grey.shape, cluster, seed=seed, metrics=metrics)
             out.append((name, fixed.labels, feature_seconds + time.perf_counter() - started))
@@ -199,12 +191,7 @@ def print_table(totals: dict[str, list[dict[str, Any]]]) -> None:
         scored = [r for r in rows if "missing" not in r]
         reasons = sorted({r["missing"] for r in rows if "missing" in r})
         if not scored:
-            why = (
-                f"DBSCAN on > {DBSCAN_MAX_DISTINCT:,} distinct rows needs the scalable DBSCAN"
-                if reasons == ["skipped"]
-                else ", ".join(reasons)
-            )
-            print(f"| {name} | {why} | | | | |")
+            print(f"| {name} | {', '.join(reasons)} | | | | |")
             continue
         mean = {k: float(np.mean([r[k] for r in scored])) for k in (*SCORES, "seconds")}
         note = "" if not reasons else f" ({len(rows) - len(scored)} images: {', '.join(reasons)})"

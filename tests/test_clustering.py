@@ -109,3 +109,36 @@ def test_same_input_same_labels(algorithm, params):
     a = cluster_features(x, algorithm, params, seed=3).labels
     b = cluster_features(x, algorithm, params, seed=3).labels
     assert a.dtype == np.int32 and a.tobytes() == b.tobytes()
+
+
+def test_continuous_dbscan_runs_on_the_grid_package_with_sklearns_core_and_noise():
+    rng = np.random.default_rng(5)
+    x = np.concatenate(
+        [rng.normal(0, 0.3, (1500, 2)), rng.normal(3, 0.3, (1500, 2)), rng.uniform(-2, 5, (300, 2))]
+    ).astype(np.float32)
+    ours = cluster_features(x, "dbscan", {"eps": 0.2, "min_samples": 15})
+    assert not ours.compressed
+    assert "grid-based dbscan package" in "; ".join(ours.notes)
+    naive = DBSCAN(eps=0.2, min_samples=15).fit(x)
+    core = np.zeros(len(x), bool)
+    core[naive.core_sample_indices_] = True
+    np.testing.assert_array_equal(naive.labels_ == -1, ours.labels == -1)
+    assert adjusted_rand_score(naive.labels_[core], ours.labels[core]) == 1.0
+
+
+def test_large_birch_is_built_on_a_subsample_and_agrees_with_full_birch(monkeypatch):
+    from sklearn.cluster import Birch
+
+    import segclust.clustering as clustering
+
+    monkeypatch.setattr(clustering, "BIRCH_MAX_FIT_ROWS", 600)
+    rng = np.random.default_rng(6)
+    centres = np.array([[0, 0], [4, 0], [0, 4]], dtype=np.float32)
+    x = (centres[rng.integers(0, 3, 3000)] + rng.normal(0, 0.5, (3000, 2))).astype(np.float32)
+    params = {"n_clusters": 3, "threshold": 0.3, "branching_factor": 50}
+    ours = cluster_features(x, "birch", params, seed=1)
+    again = cluster_features(x, "birch", params, seed=1)
+    assert ours.labels.tobytes() == again.labels.tobytes()
+    assert any("subsample of 600 rows" in note for note in ours.notes)
+    full = Birch(n_clusters=3, threshold=0.3).fit_predict(x)
+    assert adjusted_rand_score(full, ours.labels) > 0.95

@@ -109,6 +109,30 @@ def _make_cuml(algorithm: str, params: dict[str, Any], seed: int) -> Any:
     raise ValueError(f"cuML has no {algorithm}")
 
 
+def grid_dbscan(features: Any, eps: float, min_samples: int) -> Any | None:
+    """Exact DBSCAN with the grid-based ``dbscan`` package (Wang, Gu, Shun), or None.
+
+    Same core points and noise as scikit-learn's DBSCAN (border points may join another
+    adjacent cluster), without scikit-learn's per-point neighbourhood lists, which take
+    tens of GB on a photo's continuous features. It has no ``sample_weight`` and takes 2 to
+    20 dimensions: None tells the caller to use scikit-learn.
+    """
+    import numpy as np
+
+    try:
+        import dbscan
+    except ImportError:
+        return None
+    if not dbscan.DBSCAN_MIN_DIMS <= features.shape[1] <= dbscan.DBSCAN_MAX_DIMS:
+        return None
+    labels, _core = dbscan.DBSCAN(
+        np.ascontiguousarray(features, dtype=np.float64),
+        eps=float(eps),
+        min_samples=int(min_samples),
+    )
+    return labels
+
+
 def supports_sample_weight(algorithm: str) -> bool:
     """KMeans and DBSCAN take ``sample_weight`` on both back-ends; BIRCH does not."""
     return algorithm in ("kmeans", "dbscan")

@@ -15,13 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from segclust.backends import make_estimator, resolve_backend, supports_sample_weight
+from segclust.backends import (
+    grid_dbscan,
+    make_estimator,
+    resolve_backend,
+    supports_sample_weight,
+)
 
 log = logging.getLogger(__name__)
 
 NOISE = -1
 # Compress only when it removes at least this share of the rows.
 COMPRESS_MAX_DISTINCT_FRACTION = 0.5
+# BIRCH has no sample_weight: above this many rows its CF tree is built on a seeded subsample
+# and every row is assigned with ``predict`` (nearest subcluster, then its global label).
+BIRCH_MAX_FIT_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -94,17 +102,13 @@ def cluster_features(
         )
         labels = np.arange(fit_x.shape[0], dtype=np.int32)
     else:
-        estimator = make_estimator(algorithm, params, used, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if weights is not None:
-                labels = estimator.fit_predict(fit_x, sample_weight=weights)
-            else:
-                labels = estimator.fit_predict(fit_x)
-        for warning in caught:
-            text = str(warning.message).splitlines()[0]
-            if text not in notes:
-                notes.append(text)
+        labels = None
+        if algorithm == "dbscan" and used == "sklearn" and weights is None:
+            labels = grid_dbscan(fit_x, params["eps"], params["min_samples"])
+            if labels is not None:
+                notes.append("DBSCAN ran on the exact grid-based dbscan package")
+        if labels is None:
+            labels = _fit_predict(fit_x, weights, algorithm, params, used, seed, notes)
     labels = np.asarray(labels, dtype=np.int32)
     if inverse is not None:
         labels = labels[inverse]
@@ -115,3 +119,35 @@ def cluster_features(
         distinct_rows=int(n_distinct),
         notes=notes,
     )
+
+
+def _fit_predict(
+    x: np.ndarray,
+    weights: np.ndarray | None,
+    algorithm: str,
+    params: dict[str, Any],
+    backend: str,
+    seed: int,
+    notes: list[str],
+) -> np.ndarray:
+    """Fit the estimator and label every row; warnings become notes, not noise."""
+    estimator = make_estimator(algorithm, params, backend, seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if weights is not None:
+            labels = estimator.fit_predict(x, sample_weight=weights)
+        elif algorithm == "birch" and x.shape[0] > BIRCH_MAX_FIT_ROWS:
+            rng = np.random.default_rng(seed)
+            pick = np.sort(rng.choice(x.shape[0], size=BIRCH_MAX_FIT_ROWS, replace=False))
+            labels = estimator.fit(x[pick]).predict(x)
+            notes.append(
+                f"BIRCH tree built on a seeded subsample of {BIRCH_MAX_FIT_ROWS} rows; "
+                "every row assigned with predict"
+            )
+        else:
+            labels = estimator.fit_predict(x)
+    for warning in caught:
+        text = str(warning.message).splitlines()[0]
+        if text not in notes:
+            notes.append(text)
+    return labels
