@@ -52,15 +52,20 @@ def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 def draw_contours(
     rgb: np.ndarray, labels: np.ndarray, colours: np.ndarray, thickness: int = 1
 ) -> np.ndarray:
-    """Copy of ``rgb`` with each cluster's outline drawn in the cluster's colour.
+    """Copy of ``rgb`` with each cluster's outline in the cluster's colour over a dark halo.
 
     ``cv2.findContours`` traces each cluster's mask; ``cv2.drawContours`` draws the traces.
     """
     canvas = np.ascontiguousarray(rgb.copy())
+    traced = []
     for k in range(int(labels.max(initial=NOISE)) + 1):
         mask = (labels == k).astype(np.uint8)
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        colour = tuple(int(c) for c in colours[k])
+        traced.append((contours, tuple(int(c) for c in colours[k])))
+    # A dark halo first, so an outline stays visible on a region of its own colour.
+    for contours, _ in traced:
+        cv2.drawContours(canvas, contours, -1, (0, 0, 0), thickness + 2)
+    for contours, colour in traced:
         cv2.drawContours(canvas, contours, -1, colour, thickness)
     return canvas
 
