@@ -88,3 +88,11 @@ def test_degenerate_clusterings_give_null_and_a_reason(labels, reason):
 def test_label_count_mismatch_is_an_error():
     with pytest.raises(ValueError, match="labels for"):
         cluster_metrics(np.zeros((5, 1)), np.zeros(4, int))
+
+
+def test_sample_as_large_as_the_data_is_reported_exact():
+    x, labels = blobs(300)
+    m = cluster_metrics(x, labels, max_exact=10, sample_size=1000, repeats=3)
+    assert m["silhouette_method"] == "exact" and m["silhouette_stderr"] == 0
+    assert m["silhouette_sample_size"] == 300
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)

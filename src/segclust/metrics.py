@@ -125,14 +125,17 @@ def _silhouette(
     sample_size: int,
     repeats: int,
     backend: str,
-) -> tuple[float | None, float, str, int]:
-    """(value, standard error, method or reason, pixels scored) for non-noise pixels."""
+) -> tuple[float | None, float | None, str, int]:
+    """(value, standard error, method or reason, pixels scored) for non-noise pixels.
+
+    The standard error is 0 when the value is exact and None when it is unknown.
+    """
     n = labels.size
     if backend == "cuml":  # cuML scores on the GPU: one seeded sample, as it has no weights
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
         if np.unique(labels[pick]).size < 2:
-            return None, 0.0, "silhouette sample holds one cluster", 0
+            return None, None, "silhouette sample holds one cluster", 0
         value = silhouette(x[pick], labels[pick], backend)
         if pick.size == n:
             return value, 0.0, "exact", n
@@ -144,14 +147,15 @@ def _silhouette(
     if pairs.shape[0] <= max_exact:
         value = weighted_silhouette(pairs[:, :-1], counts, pairs[:, -1].astype(np.int64))
         return value, 0.0, "exact", n
-    size = min(sample_size, n)
+    if sample_size >= n:  # a "sample" would be every pixel: score them all, exactly
+        return silhouette(x, labels, backend), 0.0, "exact", n
     try:
         value, stderr = silhouette_estimate(
-            x, labels, sample_size=size, n_repeats=repeats, seed=seed
+            x, labels, sample_size=sample_size, n_repeats=repeats, seed=seed
         )
     except ValueError as exc:  # a sample with a single cluster
-        return None, 0.0, f"silhouette sample: {exc}", 0
-    return value, stderr, "sampled", size * repeats
+        return None, None, f"silhouette sample: {exc}", 0
+    return value, stderr, "sampled", sample_size * repeats
 
 
 def _undefined_reason(n_clusters: int, n_valid: int, n_total: int) -> str | None:
