@@ -31,7 +31,13 @@ import optuna
 from segclust.api import Segmentation, cluster_and_score
 from segclust.backends import supports_sample_weight
 from segclust.clustering import cluster_features, distinct_rows
-from segclust.config import ClusterConfig, MetricsConfig, ParamRange, validate_cluster_params
+from segclust.config import (
+    ClusterConfig,
+    MetricsConfig,
+    ParamRange,
+    TuneConfig,
+    validate_cluster_params,
+)
 from segclust.metrics import configured_metrics
 
 log = logging.getLogger(__name__)
@@ -90,8 +96,8 @@ def make_objective(
     backend: str,
     seed: int,
     metrics: MetricsConfig,
-    max_clusters: int = 20,
-    max_noise_fraction: float = 0.3,
+    max_clusters: int = TuneConfig.max_clusters,
+    max_noise_fraction: float = TuneConfig.max_noise_fraction,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: cluster with the trial's params, return the silhouette.
 
@@ -147,8 +153,8 @@ def tune_clustering(
     *,
     n_trials: int,
     max_points: int,
-    max_clusters: int = 20,
-    max_noise_fraction: float = 0.3,
+    max_clusters: int = TuneConfig.max_clusters,
+    max_noise_fraction: float = TuneConfig.max_noise_fraction,
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
