@@ -83,9 +83,9 @@ def segment(
     xy_weight: float = 1.0,
     ksize: int = 3,
     sigma: float = 1.0,
-    silhouette_max_exact: int = 5000,
-    silhouette_sample_size: int = 2000,
-    silhouette_repeats: int = 5,
+    silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
+    silhouette_sample_size: int = MetricsConfig.silhouette_sample_size,
+    silhouette_repeats: int = MetricsConfig.silhouette_repeats,
     **params: Any,
 ) -> Segmentation:
     """Segment one image (H×W grey or H×W×3/4 BGR[A], 8/16-bit or float) by clustering.

@@ -41,9 +41,9 @@ def cluster_metrics(
     labels: np.ndarray,
     *,
     seed: int = 0,
-    max_exact: int = 5000,
-    sample_size: int = 2000,
-    repeats: int = 5,
+    max_exact: int = MetricsConfig.silhouette_max_exact,
+    sample_size: int = MetricsConfig.silhouette_sample_size,
+    repeats: int = MetricsConfig.silhouette_repeats,
     backend: str = "sklearn",
 ) -> dict[str, Any]:
     """Scores of ``labels`` (N,) on ``features`` (N×d); JSON-ready dict.
