@@ -31,7 +31,7 @@ from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_sil
 NOISE = -1
 
 
-def _rounded(value: float) -> float:
+def rounded(value: float) -> float:
     """Round to 6 significant digits: stable JSON across runs, readable in ``dvc exp show``."""
     return float(f"{value:.6g}")
 
@@ -61,7 +61,7 @@ def cluster_metrics(
     cluster_ids = np.unique(labels[valid])
     result: dict[str, Any] = {
         "n_clusters": int(cluster_ids.size),
-        "noise_fraction": _rounded(1.0 - n_valid / labels.size),
+        "noise_fraction": rounded(1.0 - n_valid / labels.size),
         "silhouette": None,
         "silhouette_method": "undefined",
         "silhouette_sample_size": 0,
@@ -74,8 +74,8 @@ def cluster_metrics(
         result["undefined_reason"] = reason
         return result
     x_valid, l_valid = features[valid], labels[valid]
-    result["calinski_harabasz"] = _rounded(calinski_harabasz_score(x_valid, l_valid))
-    result["davies_bouldin"] = _rounded(davies_bouldin_score(x_valid, l_valid))
+    result["calinski_harabasz"] = rounded(calinski_harabasz_score(x_valid, l_valid))
+    result["davies_bouldin"] = rounded(davies_bouldin_score(x_valid, l_valid))
 
     value, stderr, method, scored = _silhouette(
         x_valid,
@@ -89,8 +89,8 @@ def cluster_metrics(
     if value is None:
         result["undefined_reason"] = method
         return result
-    result["silhouette"] = _rounded(value)
-    result["silhouette_stderr"] = None if stderr is None else _rounded(stderr)
+    result["silhouette"] = rounded(value)
+    result["silhouette_stderr"] = None if stderr is None else rounded(stderr)
     result["silhouette_method"] = method
     result["silhouette_sample_size"] = scored
     return result

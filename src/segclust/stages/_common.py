@@ -18,6 +18,7 @@ import numpy as np
 
 from segclust.config import Config, load_config
 from segclust.errors import SegclustError
+from segclust.metrics import rounded
 
 log = logging.getLogger("segclust")
 
@@ -116,7 +117,7 @@ def summarise(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     def mean(key: str) -> float | None:
         values = [m[key] for m in per_image.values() if m.get(key) is not None]
-        return float(f"{np.mean(values):.6g}") if values else None
+        return rounded(np.mean(values)) if values else None
 
     backends = sorted({m["backend"] for m in per_image.values() if "backend" in m})
     return {

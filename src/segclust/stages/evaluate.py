@@ -22,6 +22,7 @@ from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
+from segclust.metrics import rounded
 from segclust.stages._common import (
     LABELS_DIR,
     METRICS_DIR,
@@ -35,15 +36,15 @@ log = logging.getLogger("segclust")
 SCORES = ("covering", "pri", "vi", "ari")
 
 
-def _rounded(scores: dict) -> dict:
-    return {k: float(f"{scores[k]:.6g}") for k in SCORES}
+def _rounded_scores(scores: dict) -> dict:
+    return {k: rounded(scores[k]) for k in SCORES}
 
 
 def _mean(per_image: dict, which: str) -> dict | None:
     rows = [m[which] for m in per_image.values() if which in m]
     if not rows:
         return None
-    return {k: float(f"{np.mean([r[k] for r in rows]):.6g}") for k in SCORES}
+    return {k: rounded(np.mean([r[k] for r in rows])) for k in SCORES}
 
 
 def main(config: Config) -> None:
@@ -67,7 +68,7 @@ def main(config: Config) -> None:
                     continue
                 labels = np.load(path)
                 try:
-                    entry[which] = _rounded(compare_to_annotators(labels, annotations))
+                    entry[which] = _rounded_scores(compare_to_annotators(labels, annotations))
                 except ValueError as exc:
                     raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
             per_image[stem] = entry

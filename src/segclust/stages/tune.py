@@ -27,6 +27,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
+from segclust.metrics import rounded
 from segclust.stages._common import (
     FEATURES_DIR,
     HISTORY_DIR,
@@ -129,7 +130,7 @@ def main(config: Config) -> None:
                     yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
                 )
                 metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
-                scores["search_silhouette"] = float(f"{result.study.best_value:.6g}")
+                scores["search_silhouette"] = rounded(result.study.best_value)
                 scores.update(
                     metrics, status="ok", **{f"best_{k}": result.best_params[k] for k in space}
                 )
