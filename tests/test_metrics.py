@@ -38,11 +38,11 @@ def test_noise_is_excluded_from_every_score():
 
 def test_sampled_silhouette_is_seeded_and_reports_its_error():
     x, labels = blobs(3000)
-    a = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, repeats=4)
-    b = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, repeats=4)
-    c = cluster_metrics(x, labels, seed=2, max_exact=500, sample_size=400, repeats=4)
+    a = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, reference_size=800)
+    b = cluster_metrics(x, labels, seed=1, max_exact=500, sample_size=400, reference_size=800)
+    c = cluster_metrics(x, labels, seed=2, max_exact=500, sample_size=400, reference_size=800)
     assert a == b
-    assert a["silhouette_method"] == "sampled" and a["silhouette_sample_size"] == 1600
+    assert a["silhouette_method"] == "sampled" and a["silhouette_sample_size"] == 400
     assert a["silhouette"] != c["silhouette"]
     assert 0 < a["silhouette_stderr"] < 0.02
     exact = silhouette_score(x, labels)
@@ -92,7 +92,7 @@ def test_label_count_mismatch_is_an_error():
 
 def test_sample_as_large_as_the_data_is_reported_exact():
     x, labels = blobs(300)
-    m = cluster_metrics(x, labels, max_exact=10, sample_size=1000, repeats=3)
+    m = cluster_metrics(x, labels, max_exact=10, sample_size=1000, reference_size=50)
     assert m["silhouette_method"] == "exact" and m["silhouette_stderr"] == 0
     assert m["silhouette_sample_size"] == 300
     assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import silhouette_samples, silhouette_score
 
 import segclust.silhouette as sil
-from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_silhouette
+from segclust.silhouette import silhouette_1d, silhouette_sampled, weighted_silhouette
 
 
 def expanded_score(rows: np.ndarray, counts: np.ndarray, labels: np.ndarray) -> float:
@@ -152,28 +152,58 @@ def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return centres[labels] + rng.normal(size=(n, 2)), labels
 
 
-def test_estimate_is_seeded() -> None:
+def test_sampled_estimate_is_seeded() -> None:
     x, labels = blobs(2000, 0)
-    first = silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=7)
-    assert first == silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=7)
-    assert first != silhouette_estimate(x, labels, sample_size=200, n_repeats=5, seed=8)
+    first = silhouette_sampled(x, labels, n_query=200, n_reference=400, seed=7)
+    assert first == silhouette_sampled(x, labels, n_query=200, n_reference=400, seed=7)
+    assert first != silhouette_sampled(x, labels, n_query=200, n_reference=400, seed=8)
     assert first[1] > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_estimate_interval_covers_exact_score(seed: int) -> None:
+def test_sampled_interval_covers_exact_score(seed: int) -> None:
     x, labels = blobs(2500, 1)
     exact = weighted_silhouette(x, np.ones(len(x), dtype=np.int64), labels)
     assert exact == pytest.approx(silhouette_score(x, labels), abs=1e-9)
-    mean, se = silhouette_estimate(x, labels, sample_size=300, n_repeats=20, seed=seed)
-    assert 0 < se < 0.02
+    mean, se = silhouette_sampled(x, labels, n_query=300, n_reference=600, seed=seed)
+    assert 0 < se < 0.03
     assert abs(mean - exact) <= 3 * se
 
 
-def test_estimate_with_sample_as_large_as_data_is_exact() -> None:
+def test_sampled_standard_error_matches_the_spread_of_estimates() -> None:
+    """Over many seeds the estimates scatter as their reported standard errors say."""
+    x, labels = blobs(3000, 4)
+    exact = silhouette_score(x, labels)
+    runs = [silhouette_sampled(x, labels, n_query=200, n_reference=800, seed=s) for s in range(60)]
+    means = np.array([m for m, _ in runs])
+    errors = np.array([e for _, e in runs])
+    assert abs(means.mean() - exact) < 0.01  # the reference adds only a small bias
+    assert 0.6 < means.std() / errors.mean() < 1.5
+
+
+def test_sampled_reference_of_every_point_leaves_only_query_error() -> None:
+    """A query point in the reference leaves itself out of its own cluster, as sklearn does."""
+    x, labels = blobs(400, 5)
+    per_point = silhouette_samples(x, labels)
+    rng = np.random.default_rng(9)
+    query = np.sort(rng.choice(400, size=100, replace=False))
+    mean, _ = silhouette_sampled(x, labels, n_query=100, n_reference=10_000, seed=9)
+    assert mean == pytest.approx(per_point[query].mean(), abs=1e-9)
+
+
+def test_sampled_small_clusters_are_always_in_the_reference() -> None:
+    x, labels = blobs(5000, 6)
+    labels = labels.copy()
+    labels[:3] = 3  # a three-pixel cluster a uniform reference sample would miss
+    exact = silhouette_score(x, labels)
+    mean, se = silhouette_sampled(x, labels, n_query=4999, n_reference=300, seed=0)
+    assert abs(mean - exact) < 0.02 and se > 0
+
+
+def test_sampled_with_every_point_as_query_is_exact() -> None:
     x, labels = blobs(300, 2)
-    mean, se = silhouette_estimate(x, labels, sample_size=300, n_repeats=3, seed=0)
-    assert (mean, se) == (pytest.approx(silhouette_score(x, labels), abs=1e-12), 0.0)
+    mean, se = silhouette_sampled(x, labels, n_query=300, n_reference=10, seed=0)
+    assert (mean, se) == (pytest.approx(silhouette_score(x, labels), abs=1e-9), 0.0)
 
 
 def test_validation_errors() -> None:
@@ -218,9 +248,9 @@ def test_validation_errors() -> None:
         silhouette_1d(np.array([0.0, np.inf, 2.0, 3.0]), np.array([0, 0, 1, 1]))
 
     x, lab = blobs(100, 3)
-    with pytest.raises(ValueError, match="n_repeats"):
-        silhouette_estimate(x, lab, sample_size=50, n_repeats=1, seed=0)
-    with pytest.raises(ValueError, match="sample_size"):
-        silhouette_estimate(x, lab, sample_size=2, n_repeats=3, seed=0)
+    with pytest.raises(ValueError, match="n_query and n_reference"):
+        silhouette_sampled(x, lab, n_query=1, n_reference=50, seed=0)
     with pytest.raises(ValueError, match="remove noise"):
-        silhouette_estimate(x, np.where(lab == 0, -1, lab), sample_size=50, n_repeats=3, seed=0)
+        silhouette_sampled(x, np.where(lab == 0, -1, lab), n_query=50, seed=0)
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        silhouette_sampled(x, np.zeros(100, dtype=int), n_query=50, seed=0)

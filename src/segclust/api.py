@@ -55,7 +55,15 @@ def cluster_and_score(
     result = cluster_features(
         features, cluster.algorithm, dict(cluster.params), backend=backend, seed=seed
     )
-    scores = configured_metrics(features, result.labels, metrics, seed=seed, backend=result.backend)
+    known = result.row_compression
+    scores = configured_metrics(
+        features,
+        result.labels,
+        metrics,
+        seed=seed,
+        backend=result.backend,
+        compression="auto" if isinstance(known, str) else known,
+    )
     report: dict[str, Any] = {
         "algorithm": cluster.algorithm,
         "backend": result.backend,
@@ -85,7 +93,7 @@ def segment(
     sigma: float = 1.0,
     silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
     silhouette_sample_size: int = MetricsConfig.silhouette_sample_size,
-    silhouette_repeats: int = MetricsConfig.silhouette_repeats,
+    silhouette_reference_size: int = MetricsConfig.silhouette_reference_size,
     **params: Any,
 ) -> Segmentation:
     """Segment one image (H×W grey or H×W×3/4 BGR[A], 8/16-bit or float) by clustering.
@@ -100,7 +108,7 @@ def segment(
     metrics = MetricsConfig(
         silhouette_max_exact=silhouette_max_exact,
         silhouette_sample_size=silhouette_sample_size,
-        silhouette_repeats=silhouette_repeats,
+        silhouette_reference_size=silhouette_reference_size,
     )
     grey = to_grey(np.asarray(image))
     matrix, names = feature_matrix(grey, feature_config, ScalerConfig.from_dict({"name": scaler}))

@@ -201,15 +201,15 @@ class MetricsConfig:
     """When the O(N^2) silhouette is computed exactly and when estimated from samples."""
 
     silhouette_max_exact: int = 5000
-    silhouette_sample_size: int = 2000
-    silhouette_repeats: int = 5
+    silhouette_sample_size: int = 5000
+    silhouette_reference_size: int = 20000
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MetricsConfig:
         _no_unknown(
             d,
             "metrics",
-            ("silhouette_max_exact", "silhouette_sample_size", "silhouette_repeats"),
+            ("silhouette_max_exact", "silhouette_sample_size", "silhouette_reference_size"),
         )
         return cls(
             silhouette_max_exact=_int(
@@ -222,8 +222,10 @@ class MetricsConfig:
                 "metrics.silhouette_sample_size",
                 3,
             ),
-            silhouette_repeats=_int(
-                d.get("silhouette_repeats", cls.silhouette_repeats), "metrics.silhouette_repeats", 2
+            silhouette_reference_size=_int(
+                d.get("silhouette_reference_size", cls.silhouette_reference_size),
+                "metrics.silhouette_reference_size",
+                2,
             ),
         )
 

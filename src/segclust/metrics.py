@@ -11,8 +11,12 @@ The silhouette is O(N²) over pixels, so it is computed, in this order of prefer
     :func:`segclust.silhouette.weighted_silhouette` over the distinct (feature row, label)
     pairs weighted by their counts, when there are at most ``max_exact`` of them;
 ``sampled``
-    :func:`segclust.silhouette.silhouette_estimate`: the mean over ``repeats`` seeded samples
-    of ``sample_size`` pixels, with its standard error in ``silhouette_stderr``.
+    :func:`segclust.silhouette.silhouette_sampled`: ``sample_size`` seeded query pixels, each
+    scored against a seeded reference sample of about ``reference_size`` pixels stratified by
+    cluster, with the standard error in ``silhouette_stderr``.
+
+The distinct (row, label) pairs are counted from the distinct feature rows
+(:mod:`segclust.compression`, one sort), which the clustering step can hand over.
 
 Either way the value equals, or estimates, scikit-learn's ``silhouette_score`` on all pixels.
 """
@@ -25,8 +29,14 @@ import numpy as np
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
 from segclust.backends import silhouette
+from segclust.compression import (
+    DEFAULT_MAX_DISTINCT_FRACTION,
+    RowCompression,
+    compress_rows,
+    count_distinct_keys,
+)
 from segclust.config import MetricsConfig
-from segclust.silhouette import silhouette_1d, silhouette_estimate, weighted_silhouette
+from segclust.silhouette import silhouette_1d, silhouette_sampled, weighted_silhouette
 
 NOISE = -1
 
@@ -43,8 +53,9 @@ def cluster_metrics(
     seed: int = 0,
     max_exact: int = MetricsConfig.silhouette_max_exact,
     sample_size: int = MetricsConfig.silhouette_sample_size,
-    repeats: int = MetricsConfig.silhouette_repeats,
+    reference_size: int = MetricsConfig.silhouette_reference_size,
     backend: str = "sklearn",
+    compression: RowCompression | str | None = "auto",
 ) -> dict[str, Any]:
     """Scores of ``labels`` (N,) on ``features`` (N×d); JSON-ready dict.
 
@@ -52,6 +63,8 @@ def cluster_metrics(
     (``exact`` / ``sampled`` / ``undefined``), ``silhouette_sample_size`` (pixels scored),
     ``silhouette_stderr`` (0 when exact),
     ``calinski_harabasz``, ``davies_bouldin`` and, when undefined, ``undefined_reason``.
+    ``compression``: the distinct rows of ``features`` if the caller has them (``None``:
+    known to be mostly distinct; ``"auto"``: find out here).
     """
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != features.shape[0]:
@@ -73,7 +86,15 @@ def cluster_metrics(
     if reason:
         result["undefined_reason"] = reason
         return result
-    x_valid, l_valid = features[valid], labels[valid]
+    all_valid = n_valid == labels.size
+    x_valid = features if all_valid else features[valid]
+    l_valid = labels if all_valid else labels[valid]
+    distinct: tuple[np.ndarray, np.ndarray] | bool | None = None
+    if isinstance(compression, RowCompression):
+        inverse = compression.inverse if all_valid else compression.inverse[valid]
+        distinct = (compression.rows, inverse)
+    elif compression is None and DEFAULT_MAX_DISTINCT_FRACTION * labels.size > max_exact:
+        distinct = False  # the caller found over half the rows distinct: too many pairs
     result["calinski_harabasz"] = rounded(calinski_harabasz_score(x_valid, l_valid))
     result["davies_bouldin"] = rounded(davies_bouldin_score(x_valid, l_valid))
 
@@ -83,8 +104,9 @@ def cluster_metrics(
         seed=seed,
         max_exact=max_exact,
         sample_size=sample_size,
-        repeats=repeats,
+        reference_size=reference_size,
         backend=backend,
+        distinct=distinct,
     )
     if value is None:
         result["undefined_reason"] = method
@@ -103,6 +125,7 @@ def configured_metrics(
     *,
     seed: int = 0,
     backend: str = "sklearn",
+    compression: RowCompression | str | None = "auto",
 ) -> dict[str, Any]:
     """:func:`cluster_metrics` with the silhouette settings of the ``metrics`` config group."""
     return cluster_metrics(
@@ -111,8 +134,9 @@ def configured_metrics(
         seed=seed,
         max_exact=config.silhouette_max_exact,
         sample_size=config.silhouette_sample_size,
-        repeats=config.silhouette_repeats,
+        reference_size=config.silhouette_reference_size,
         backend=backend,
+        compression=compression,
     )
 
 
@@ -123,12 +147,15 @@ def _silhouette(
     seed: int,
     max_exact: int,
     sample_size: int,
-    repeats: int,
+    reference_size: int,
     backend: str,
+    distinct: tuple[np.ndarray, np.ndarray] | bool | None,
 ) -> tuple[float | None, float | None, str, int]:
     """(value, standard error, method or reason, pixels scored) for non-noise pixels.
 
     The standard error is 0 when the value is exact and None when it is unknown.
+    ``distinct`` is (distinct rows, pixel → row index) (``None``: find them; ``False``:
+    there are too many for an exact score).
     """
     n = labels.size
     if backend == "cuml":  # cuML scores on the GPU: one seeded sample, as it has no weights
@@ -142,20 +169,43 @@ def _silhouette(
         return value, None, "sampled", int(pick.size)
     if x.shape[1] == 1:
         return silhouette_1d(x[:, 0], labels), 0.0, "exact", n
-    keyed = np.concatenate([x.astype(np.float64), labels[:, None].astype(np.float64)], axis=1)
-    pairs, counts = np.unique(keyed, axis=0, return_counts=True)
-    if pairs.shape[0] <= max_exact:
-        value = weighted_silhouette(pairs[:, :-1], counts, pairs[:, -1].astype(np.int64))
-        return value, 0.0, "exact", n
+    pairs = _distinct_pairs(x, labels, distinct, max_exact)
+    if pairs is not None:
+        rows, pair_labels, counts = pairs
+        return weighted_silhouette(rows, counts, pair_labels), 0.0, "exact", n
     if sample_size >= n:  # a "sample" would be every pixel: score them all, exactly
         return silhouette(x, labels, backend), 0.0, "exact", n
     try:
-        value, stderr = silhouette_estimate(
-            x, labels, sample_size=sample_size, n_repeats=repeats, seed=seed
+        value, stderr = silhouette_sampled(
+            x, labels, n_query=sample_size, n_reference=reference_size, seed=seed
         )
-    except ValueError as exc:  # a sample with a single cluster
+    except ValueError as exc:
         return None, None, f"silhouette sample: {exc}", 0
-    return value, stderr, "sampled", sample_size * repeats
+    return value, stderr, "sampled", sample_size
+
+
+def _distinct_pairs(
+    x: np.ndarray,
+    labels: np.ndarray,
+    distinct: tuple[np.ndarray, np.ndarray] | bool | None,
+    max_exact: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct (row, label) pairs and their counts, or None when there are over max_exact."""
+    if distinct is False:
+        return None
+    if distinct is None:
+        found = compress_rows(x, max_distinct_fraction=min(1.0, max_exact / max(labels.size, 1)))
+        if found is None:
+            return None
+        distinct = (found.rows, found.inverse)
+    rows, row_index = distinct
+    n_labels = int(labels.max()) + 1
+    keys = row_index.astype(np.int64) * n_labels + labels
+    ordered, n_pairs = count_distinct_keys(keys)
+    if n_pairs > max_exact:
+        return None
+    pair_keys, counts = np.unique(ordered, return_counts=True)
+    return rows[pair_keys // n_labels], pair_keys % n_labels, counts
 
 
 def _undefined_reason(n_clusters: int, n_valid: int, n_total: int) -> str | None:

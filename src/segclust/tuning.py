@@ -14,7 +14,8 @@ Where the search runs (``search`` in the results):
     DBSCAN when there are at most ``max_points`` distinct rows);
 ``subsample``
     a seeded subsample of ``max_points`` pixels; the winner is refitted on every pixel.
-    DBSCAN's density changes with sampling, so its refit can differ from the trial.
+    DBSCAN's ``min_samples`` counts pixels, and a subsample holds fewer of them in the same
+    ``eps`` ball, so the refit multiplies it by pixels / search points (same density).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import optuna
 
 from segclust.api import Segmentation, cluster_and_score
 from segclust.backends import supports_sample_weight
-from segclust.clustering import cluster_features, distinct_rows
+from segclust.clustering import cluster_features
+from segclust.compression import RowCompression, compress_rows
 from segclust.config import (
     ClusterConfig,
     MetricsConfig,
@@ -38,7 +40,8 @@ from segclust.config import (
     TuneConfig,
     validate_cluster_params,
 )
-from segclust.metrics import configured_metrics
+from segclust.metrics import configured_metrics, rounded
+from segclust.silhouette import weighted_silhouette
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +86,54 @@ def plan_search(
     n_rows = features.shape[0]
     if n_rows <= max_points:
         return "full", None
-    if supports_sample_weight(algorithm) and distinct_rows(features)[0].shape[0] <= max_points:
-        return "compressed", None
+    if supports_sample_weight(algorithm):
+        if compress_rows(features, max_distinct_fraction=max_points / n_rows) is not None:
+            return "compressed", None
     return "subsample", search_subset(n_rows, max_points, seed)
+
+
+class _SearchRows:
+    """The search rows' distinct rows, computed once per study and shared by every trial.
+
+    With them a trial clusters the distinct rows (weights = counts) and, for 1-D rows or
+    few (row, label) pairs, scores the exact silhouette from the distinct rows alone; the
+    other scores (Calinski-Harabasz, Davies-Bouldin) are not needed to rank trials.
+    """
+
+    def __init__(self, features: np.ndarray, algorithm: str, max_exact: int) -> None:
+        self.compression: RowCompression | str | None = "auto"
+        self.representative: np.ndarray | None = None
+        self.max_exact = max_exact
+        if supports_sample_weight(algorithm):
+            self.compression = compress_rows(features)
+        if isinstance(self.compression, RowCompression):
+            self.representative = np.empty(self.compression.n_distinct, dtype=np.intp)
+            self.representative[self.compression.inverse] = np.arange(features.shape[0])
+
+    def scores(self, labels: np.ndarray) -> dict[str, Any] | None:
+        """n_clusters, noise_fraction, silhouette from the distinct rows, or None (too many)."""
+        if self.representative is None:
+            return None
+        found = self.compression
+        assert isinstance(found, RowCompression)
+        row_labels = labels[self.representative]
+        valid = row_labels != -1
+        counts = found.counts[valid]
+        rows, kept = found.rows[valid], row_labels[valid]
+        n_clusters = int(np.unique(kept).size)
+        total = int(found.counts.sum())
+        result: dict[str, Any] = {
+            "n_clusters": n_clusters,
+            "noise_fraction": rounded(1.0 - int(counts.sum()) / total),
+            "silhouette": None,
+        }
+        if rows.shape[1] > 1 and rows.shape[0] > self.max_exact:
+            return None
+        if n_clusters < 2 or n_clusters >= counts.sum():
+            result["undefined_reason"] = f"{n_clusters} cluster(s); the silhouette needs 2 or more"
+            return result
+        result["silhouette"] = rounded(weighted_silhouette(rows, counts, kept))
+        return result
 
 
 def make_objective(
@@ -109,6 +157,7 @@ def make_objective(
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
     """
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
+    search_rows = _SearchRows(features, cluster.algorithm, metrics.silhouette_max_exact)
 
     def objective(trial: optuna.Trial) -> float:
         params = {**cluster.params, **suggest_params(trial, space)}
@@ -117,10 +166,24 @@ def make_objective(
         if key in seen:
             attrs, value = seen[key]
             return _finish(trial, attrs, value)
-        result = cluster_features(features, cluster.algorithm, params, backend=backend, seed=seed)
-        scores = configured_metrics(
-            features, result.labels, metrics, seed=seed, backend=result.backend
+        result = cluster_features(
+            features,
+            cluster.algorithm,
+            params,
+            backend=backend,
+            seed=seed,
+            compression=search_rows.compression,
         )
+        scores = search_rows.scores(result.labels) if result.backend == "sklearn" else None
+        if scores is None:
+            scores = configured_metrics(
+                features,
+                result.labels,
+                metrics,
+                seed=seed,
+                backend=result.backend,
+                compression=search_rows.compression,
+            )
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
         if scores["silhouette"] is None:
             attrs["reason"] = scores.get("undefined_reason", "silhouette undefined")
@@ -189,6 +252,9 @@ def tune_clustering(
     best_params = validate_cluster_params(
         cluster.algorithm, {**cluster.params, **study.best_trial.params}, key="tune"
     )
+    if search == "subsample" and cluster.algorithm == "dbscan":
+        scale = features.shape[0] / search_x.shape[0]
+        best_params["min_samples"] = max(1, round(best_params["min_samples"] * scale))
     best_cluster = ClusterConfig(algorithm=cluster.algorithm, params=best_params)
     best = cluster_and_score(
         features, shape, best_cluster, backend=backend, seed=seed, metrics=metrics
