@@ -142,3 +142,30 @@ def test_large_birch_is_built_on_a_subsample_and_agrees_with_full_birch(monkeypa
     assert any("subsample of 600 rows" in note for note in ours.notes)
     full = Birch(n_clusters=3, threshold=0.3).fit_predict(x)
     assert adjusted_rand_score(full, ours.labels) > 0.95
+
+
+def test_large_kmeans_starts_from_a_subsample_and_matches_naive(monkeypatch):
+    import segclust.clustering as clustering
+
+    monkeypatch.setattr(clustering, "KMEANS_INIT_ROWS", 600)
+    rng = np.random.default_rng(8)
+    centres = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]], dtype=np.float32)
+    x = (centres[rng.integers(0, 4, 6000)] + rng.normal(0, 0.7, (6000, 3))).astype(np.float32)
+    params = {"n_clusters": 4, "n_init": 3, "max_iter": 300}
+    ours = cluster_features(x, "kmeans", params)
+    assert not ours.compressed
+    assert any("subsample of 600 rows" in note for note in ours.notes)
+    naive = KMeans(4, n_init=3, random_state=0).fit(x)
+    assert adjusted_rand_score(naive.labels_, ours.labels) >= 0.999
+
+
+def test_compressed_metrics_reuse_the_clusterings_distinct_rows():
+    from segclust.metrics import cluster_metrics
+
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 4, (4000, 2)).astype(np.float32)
+    result = cluster_features(x, "kmeans", {"n_clusters": 3, "n_init": 2, "max_iter": 100})
+    assert result.compressed and result.distinct_rows == 16
+    reused = cluster_metrics(x, result.labels, compression=result.row_compression)
+    assert reused == cluster_metrics(x, result.labels)
+    assert reused["silhouette_method"] == "exact"

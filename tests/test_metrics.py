@@ -96,3 +96,53 @@ def test_sample_as_large_as_the_data_is_reported_exact():
     assert m["silhouette_method"] == "exact" and m["silhouette_stderr"] == 0
     assert m["silhouette_sample_size"] == 300
     assert m["silhouette"] == pytest.approx(silhouette_score(x, labels), rel=1e-5)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_weighted_calinski_harabasz_and_davies_bouldin_equal_sklearn_on_expanded_rows(dims):
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    from segclust.metrics import calinski_harabasz_davies_bouldin as both
+
+    rng = np.random.default_rng(dims)
+    rows = rng.normal(size=(60, dims))
+    labels = rng.integers(0, 4, 60)
+    counts = rng.integers(1, 9, 60)
+    expanded, expanded_labels = np.repeat(rows, counts, axis=0), np.repeat(labels, counts)
+    weighted = both(rows, labels, counts)
+    assert weighted[0] == pytest.approx(
+        calinski_harabasz_score(expanded, expanded_labels), rel=1e-9
+    )
+    assert weighted[1] == pytest.approx(davies_bouldin_score(expanded, expanded_labels), rel=1e-9)
+    plain = both(rows.astype(np.float32), labels)
+    assert plain[0] == pytest.approx(calinski_harabasz_score(rows, labels), rel=1e-5)
+    assert plain[1] == pytest.approx(davies_bouldin_score(rows, labels), rel=1e-5)
+
+
+def test_calinski_harabasz_of_clusters_on_single_points_is_sklearns_one():
+    from sklearn.metrics import calinski_harabasz_score
+
+    from segclust.metrics import calinski_harabasz_davies_bouldin as both
+
+    rows = np.array([[0.0, 1.0], [0.0, 1.0], [5.0, 5.0], [5.0, 5.0]])
+    labels = np.array([0, 0, 1, 1])
+    assert both(rows, labels) == (calinski_harabasz_score(rows, labels), 0.0) == (1.0, 0.0)
+
+
+def test_scores_of_repeated_rows_equal_sklearn_on_every_pixel_with_noise_and_gaps():
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 5, (5000, 2)).astype(np.float32)
+    labels = (x[:, 0] > 1).astype(int) * 7 + (x[:, 1] > 2) * 3  # labels 0, 3, 7, 10
+    labels[:200] = -1
+    keep = labels != -1
+    m = cluster_metrics(x, labels, max_exact=100)
+    assert m["n_clusters"] == 4 and m["silhouette_method"] == "exact"
+    assert m["calinski_harabasz"] == pytest.approx(
+        calinski_harabasz_score(x[keep], labels[keep]), rel=1e-5
+    )
+    assert m["davies_bouldin"] == pytest.approx(
+        davies_bouldin_score(x[keep], labels[keep]), rel=1e-5
+    )
+    assert m["silhouette"] == pytest.approx(silhouette_score(x[keep], labels[keep]), rel=1e-5)

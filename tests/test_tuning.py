@@ -148,3 +148,32 @@ def test_out_of_range_suggestions_fail_the_trial_with_the_key(bad):
     result = tuning.tune_clustering(x, shape, KMEANS, bad, n_trials=6, max_points=10_000)
     failed = [t for t in result.study.trials if t.state.name == "FAIL"]
     assert failed and all(t.params["n_clusters"] == 1 for t in failed)
+
+
+def test_compressed_trial_scores_equal_the_full_pixel_metrics():
+    """A trial scored from the distinct rows gets the exact silhouette of every pixel."""
+    from segclust.clustering import cluster_features
+    from segclust.metrics import cluster_metrics
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, (3000, 2)).astype(np.float32) + rng.integers(0, 2, (3000, 1))
+    rows = tuning._SearchRows(x, "kmeans", max_exact=5000)
+    assert rows.representative is not None
+    labels = cluster_features(x, "kmeans", {"n_clusters": 3, "n_init": 2, "max_iter": 100}).labels
+    fast = rows.scores(labels)
+    full = cluster_metrics(x, labels, max_exact=10_000)
+    assert full["silhouette_method"] == "exact"
+    assert fast["silhouette"] == full["silhouette"]
+    assert fast["n_clusters"] == full["n_clusters"] == 3
+    assert fast["noise_fraction"] == full["noise_fraction"] == 0
+
+
+def test_subsampled_dbscan_refit_keeps_the_density_of_the_search():
+    grey = to_grey(two_region_grey(40, 50))
+    x, _ = feature_matrix(grey, FeatureConfig("intensity_xy"), ScalerConfig("standard"))
+    dbscan = ClusterConfig("dbscan", {"eps": 0.3, "min_samples": 10})
+    space = {"min_samples": ParamRange(5, 20, is_int=True)}
+    result = tuning.tune_clustering(x, grey.shape, dbscan, space, n_trials=3, max_points=500)
+    assert result.search == "subsample"
+    searched = result.study.best_trial.params["min_samples"]
+    assert result.best_params["min_samples"] == round(searched * x.shape[0] / 500)

@@ -64,10 +64,15 @@ def _words(features: np.ndarray) -> np.ndarray:
 
 
 def row_keys(features: np.ndarray) -> tuple[np.ndarray, bool]:
-    """One uint64 key per row, and whether keys are exact (equal keys ⇔ equal rows)."""
+    """One unsigned key per row, and whether keys are exact (equal keys ⇔ equal rows).
+
+    One 32-bit column stays 32-bit (a faster sort); anything else becomes uint64.
+    """
     words = _words(features)
     n, width = words.shape
     bits = words.dtype.itemsize * 8
+    if width == 1:
+        return words[:, 0].copy(), True
     if width * bits <= 64:
         key = np.zeros(n, dtype=np.uint64)
         for j in range(width):
@@ -132,11 +137,11 @@ def _lookup(distinct_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     if n_distinct <= _MAX_TABLE_KEYS:
         start = max(64, min(_MAX_TABLE_SIZE, 2 * n_distinct * n_distinct))
         for modulus in range(start, start + _MODULUS_TRIES):
-            slots = distinct_keys % np.uint64(modulus)
+            slots = distinct_keys % keys.dtype.type(modulus)
             if np.unique(slots).size == n_distinct:
                 table = np.zeros(modulus, dtype=np.intp)
                 table[slots] = np.arange(n_distinct)
-                return table[keys % np.uint64(modulus)]
+                return table[keys % keys.dtype.type(modulus)]
     return np.searchsorted(distinct_keys, keys)
 
 

@@ -17,6 +17,9 @@ The silhouette is O(N²) over pixels, so it is computed, in this order of prefer
 
 The distinct (row, label) pairs are counted from the distinct feature rows
 (:mod:`segclust.compression`, one sort), which the clustering step can hand over.
+Calinski-Harabasz and Davies-Bouldin are scikit-learn's formulas computed with weights
+(``np.bincount`` sums, O(N·d)): on the distinct pairs with their counts when rows repeat,
+on every pixel otherwise; tests check them against scikit-learn on the expanded pixels.
 
 Either way the value equals, or estimates, scikit-learn's ``silhouette_score`` on all pixels.
 """
@@ -26,14 +29,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from scipy.spatial.distance import cdist
 
 from segclust.backends import silhouette
 from segclust.compression import (
-    DEFAULT_MAX_DISTINCT_FRACTION,
     RowCompression,
     compress_rows,
-    count_distinct_keys,
 )
 from segclust.config import MetricsConfig
 from segclust.silhouette import silhouette_1d, silhouette_sampled, weighted_silhouette
@@ -71,9 +72,11 @@ def cluster_metrics(
         raise ValueError(f"{labels.shape[0]} labels for {features.shape[0]} feature rows")
     valid = labels != NOISE
     n_valid = int(valid.sum())
-    cluster_ids = np.unique(labels[valid])
+    all_valid = n_valid == labels.size
+    l_valid = labels if all_valid else labels[valid]
+    l_valid, n_clusters = _dense_labels(l_valid)
     result: dict[str, Any] = {
-        "n_clusters": int(cluster_ids.size),
+        "n_clusters": n_clusters,
         "noise_fraction": rounded(1.0 - n_valid / labels.size),
         "silhouette": None,
         "silhouette_method": "undefined",
@@ -82,21 +85,21 @@ def cluster_metrics(
         "calinski_harabasz": None,
         "davies_bouldin": None,
     }
-    reason = _undefined_reason(cluster_ids.size, n_valid, labels.size)
+    reason = _undefined_reason(n_clusters, n_valid, labels.size)
     if reason:
         result["undefined_reason"] = reason
         return result
-    all_valid = n_valid == labels.size
     x_valid = features if all_valid else features[valid]
-    l_valid = labels if all_valid else labels[valid]
-    distinct: tuple[np.ndarray, np.ndarray] | bool | None = None
     if isinstance(compression, RowCompression):
-        inverse = compression.inverse if all_valid else compression.inverse[valid]
-        distinct = (compression.rows, inverse)
-    elif compression is None and DEFAULT_MAX_DISTINCT_FRACTION * labels.size > max_exact:
-        distinct = False  # the caller found over half the rows distinct: too many pairs
-    result["calinski_harabasz"] = rounded(calinski_harabasz_score(x_valid, l_valid))
-    result["davies_bouldin"] = rounded(davies_bouldin_score(x_valid, l_valid))
+        compression = RowCompression(
+            compression.rows,
+            compression.inverse if all_valid else compression.inverse[valid],
+            compression.counts,
+        )
+    pairs = _weighted_pairs(x_valid, l_valid, compression)
+    rows, pair_labels, counts = pairs if pairs is not None else (x_valid, l_valid, None)
+    ch, db = calinski_harabasz_davies_bouldin(rows, pair_labels, counts)
+    result["calinski_harabasz"], result["davies_bouldin"] = rounded(ch), rounded(db)
 
     value, stderr, method, scored = _silhouette(
         x_valid,
@@ -106,7 +109,7 @@ def cluster_metrics(
         sample_size=sample_size,
         reference_size=reference_size,
         backend=backend,
-        distinct=distinct,
+        pairs=pairs,
     )
     if value is None:
         result["undefined_reason"] = method
@@ -116,6 +119,89 @@ def cluster_metrics(
     result["silhouette_method"] = method
     result["silhouette_sample_size"] = scored
     return result
+
+
+def calinski_harabasz_davies_bouldin(
+    rows: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """scikit-learn's ``calinski_harabasz_score`` and ``davies_bouldin_score`` of ``rows``
+    repeated ``weights`` times (labels 0..k-1), in a few O(N·d) passes.
+
+    Per-cluster sums come from ``np.bincount`` (no per-cluster copies); the within-cluster
+    sum of squares uses Σ‖x‖² − Σ n_c‖c‖², and only the distances to the own centroid (for
+    Davies-Bouldin) need an N×d difference, in the rows' own precision. So one call serves
+    12 M pixels and a few distinct rows with their counts alike.
+    """
+    dims = rows.shape[1]
+    k = int(labels.max()) + 1
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    sizes = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
+    total = float(sizes.sum())
+    sums = np.stack(
+        [
+            np.bincount(labels, weights=rows[:, j] if w is None else w * rows[:, j], minlength=k)
+            for j in range(dims)
+        ],
+        axis=1,
+    )
+    centroids = sums / sizes[:, None]
+    mean = sums.sum(axis=0) / total
+    squares = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+    sum_squares = float(squares.sum() if w is None else w @ squares)
+    extra = float(sizes @ ((centroids - mean) ** 2).sum(axis=1))
+    intra = max(sum_squares - float(sizes @ (centroids**2).sum(axis=1)), 0.0)
+    if intra <= 1e-12 * max(sum_squares, 1e-300):  # numerically zero: sklearn's 1.0
+        ch = 1.0
+    else:
+        ch = extra * (total - k) / (intra * (k - 1.0))
+
+    diff = rows - centroids.astype(rows.dtype)[labels]
+    spread = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))
+    del diff
+    within = np.bincount(labels, weights=spread if w is None else w * spread, minlength=k)
+    within /= sizes
+    between = cdist(centroids, centroids)
+    if np.allclose(within, 0.0) or np.allclose(between, 0.0):
+        return ch, 0.0
+    between[between == 0] = np.inf
+    db = float(np.mean(np.max((within[:, None] + within) / between, axis=1)))
+    return ch, db
+
+
+def _dense_labels(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels renumbered 0..k-1 in order (a lookup table, O(N)), and k."""
+    if labels.size == 0:
+        return labels.astype(np.int64), 0
+    if labels.min() >= 0 and labels.max() < max(2**20, labels.size):
+        present = np.flatnonzero(np.bincount(labels))
+        if present.size == present[-1] + 1:
+            return labels, int(present.size)
+        table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        table[present] = np.arange(present.size)
+        return table[labels], int(present.size)
+    present, dense = np.unique(labels, return_inverse=True)
+    return dense.reshape(-1), int(present.size)
+
+
+def _weighted_pairs(
+    x: np.ndarray, labels: np.ndarray, compression: RowCompression | str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct (feature row, label) pairs with their pixel counts; None if rows barely repeat.
+
+    ``compression`` holds the distinct rows of ``x`` (``"auto"``: find them; ``None``: the
+    caller found most rows distinct). One sort of an int64 key per pixel.
+    """
+    if isinstance(compression, str):
+        compression = compress_rows(x)
+    if compression is None:
+        return None
+    n_labels = int(labels.max()) + 1
+    keys = compression.inverse.astype(np.int64) * n_labels + labels
+    ordered = np.sort(keys)
+    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    pair_keys = ordered[first]
+    counts = np.diff(np.append(first, ordered.size))
+    return compression.rows[pair_keys // n_labels], pair_keys % n_labels, counts
 
 
 def configured_metrics(
@@ -149,13 +235,12 @@ def _silhouette(
     sample_size: int,
     reference_size: int,
     backend: str,
-    distinct: tuple[np.ndarray, np.ndarray] | bool | None,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> tuple[float | None, float | None, str, int]:
     """(value, standard error, method or reason, pixels scored) for non-noise pixels.
 
     The standard error is 0 when the value is exact and None when it is unknown.
-    ``distinct`` is (distinct rows, pixel → row index) (``None``: find them; ``False``:
-    there are too many for an exact score).
+    ``pairs``: the distinct (row, label) pairs with counts, when rows repeat.
     """
     n = labels.size
     if backend == "cuml":  # cuML scores on the GPU: one seeded sample, as it has no weights
@@ -167,12 +252,11 @@ def _silhouette(
         if pick.size == n:
             return value, 0.0, "exact", n
         return value, None, "sampled", int(pick.size)
-    if x.shape[1] == 1:
-        return silhouette_1d(x[:, 0], labels), 0.0, "exact", n
-    pairs = _distinct_pairs(x, labels, distinct, max_exact)
-    if pairs is not None:
+    if pairs is not None and (x.shape[1] == 1 or pairs[0].shape[0] <= max_exact):
         rows, pair_labels, counts = pairs
         return weighted_silhouette(rows, counts, pair_labels), 0.0, "exact", n
+    if x.shape[1] == 1:
+        return silhouette_1d(x[:, 0], labels), 0.0, "exact", n
     if sample_size >= n:  # a "sample" would be every pixel: score them all, exactly
         return silhouette(x, labels, backend), 0.0, "exact", n
     try:
@@ -182,30 +266,6 @@ def _silhouette(
     except ValueError as exc:
         return None, None, f"silhouette sample: {exc}", 0
     return value, stderr, "sampled", sample_size
-
-
-def _distinct_pairs(
-    x: np.ndarray,
-    labels: np.ndarray,
-    distinct: tuple[np.ndarray, np.ndarray] | bool | None,
-    max_exact: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Distinct (row, label) pairs and their counts, or None when there are over max_exact."""
-    if distinct is False:
-        return None
-    if distinct is None:
-        found = compress_rows(x, max_distinct_fraction=min(1.0, max_exact / max(labels.size, 1)))
-        if found is None:
-            return None
-        distinct = (found.rows, found.inverse)
-    rows, row_index = distinct
-    n_labels = int(labels.max()) + 1
-    keys = row_index.astype(np.int64) * n_labels + labels
-    ordered, n_pairs = count_distinct_keys(keys)
-    if n_pairs > max_exact:
-        return None
-    pair_keys, counts = np.unique(ordered, return_counts=True)
-    return rows[pair_keys // n_labels], pair_keys % n_labels, counts
 
 
 def _undefined_reason(n_clusters: int, n_valid: int, n_total: int) -> str | None:
