@@ -40,7 +40,7 @@ from segclust.config import (
     TuneConfig,
 )
 from segclust.evaluation import compare_to_annotators
-from segclust.features import feature_matrix, to_display_rgb, to_grey
+from segclust.features import feature_matrix, to_display_rgb
 from segclust.groundtruth import read_bsds_mat
 from segclust.imageio import read_image
 from segclust.tuning import tune_clustering
@@ -67,21 +67,21 @@ def segment_rows(
     out: list[tuple[str, np.ndarray | str, float]] = []
     for feature in FEATURES:
         started = time.perf_counter()
-        grey = to_grey(image)
         x, _ = feature_matrix(
-            grey, FeatureConfig(name=feature, **_feature_keys(feature)), ScalerConfig("standard")
+            image, FeatureConfig.from_dict(load_group("features", feature)), ScalerConfig()
         )
+        shape = image.shape[:2]
         feature_seconds = time.perf_counter() - started
         for algorithm in ALGORITHMS:
             cluster = ClusterConfig.from_dict(load_group("cluster", algorithm))
             name = f"{feature} · {algorithm}"
             started = time.perf_counter()
-            fixed = cluster_and_score(x, grey.shape, cluster, seed=seed, metrics=metrics)
+            fixed = cluster_and_score(x, shape, cluster, seed=seed, metrics=metrics)
             out.append((name, fixed.labels, feature_seconds + time.perf_counter() - started))
             started = time.perf_counter()
             tuned = tune_clustering(
                 x,
-                grey.shape,
+                shape,
                 cluster,
                 tune.space_for(algorithm),
                 n_trials=trials,
@@ -112,13 +112,6 @@ def segment_rows(
         labels = run()
         out.append((name, labels, time.perf_counter() - started))
     return out
-
-
-def _feature_keys(feature: str) -> dict[str, Any]:
-    group = load_group("features", feature)
-    group.pop("name")
-    rename = {"ksize": "sobel_ksize", "sigma": "sobel_sigma"}
-    return {rename.get(k, k): v for k, v in group.items()}
 
 
 def score_image(args: tuple[Path, Path, int, int, int]) -> dict[str, dict[str, float]]:

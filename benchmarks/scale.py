@@ -82,15 +82,12 @@ def inertia(x: np.ndarray, labels: np.ndarray) -> float:
 
 def features_for(photo: np.ndarray, feature: str) -> tuple[np.ndarray, tuple[int, int], float]:
     from segclust.config import FeatureConfig, ScalerConfig
-    from segclust.features import feature_matrix, to_grey
+    from segclust.features import feature_matrix
 
-    group = load_group("features", feature)
-    rename = {"ksize": "sobel_ksize", "sigma": "sobel_sigma"}
-    config = FeatureConfig(**{rename.get(k, k): v for k, v in group.items()})
+    config = FeatureConfig.from_dict(load_group("features", feature))
     started = time.perf_counter()
-    grey = to_grey(photo)
-    x, _ = feature_matrix(grey, config, ScalerConfig("standard"))
-    return x, grey.shape, time.perf_counter() - started
+    x, _ = feature_matrix(photo, config, ScalerConfig("standard"))
+    return x, photo.shape[:2], time.perf_counter() - started
 
 
 def peak_gb() -> float:

@@ -12,7 +12,8 @@ from tests.conftest import three_region_bgr, two_region_grey
 @pytest.mark.parametrize("features", ["intensity", "intensity_xy"])
 def test_two_halves_are_found(features):
     image = two_region_grey()
-    result = segment(image, features=features, algorithm="kmeans", n_clusters=2, xy_weight=0.2)
+    blocks = {"intensity": {}, "xy": {"weight": 0.2}} if features == "intensity_xy" else features
+    result = segment(image, features=blocks, algorithm="kmeans", n_clusters=2)
     assert result.labels.shape == image.shape and result.labels.dtype == np.int32
     assert result.metrics["n_clusters"] == 2 and result.metrics["silhouette"] > 0.5
     assert len(np.unique(result.labels[:, :16])) == 1
@@ -33,7 +34,7 @@ def test_colour_bands_with_each_algorithm():
 
 def test_sobel_features_segment_edges_from_flat_areas():
     image = two_region_grey()
-    result = segment(image, features="sobel", n_clusters=2, sigma=1.0)
+    result = segment(image, features={"sobel": {"sigma": 1.0}}, n_clusters=2)
     assert result.feature_names == ["sobel_x", "sobel_y", "sobel_magnitude"]
     edge_cluster = result.labels[:, 15:17]
     flat_cluster = result.labels[:, :4]

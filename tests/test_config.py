@@ -31,7 +31,12 @@ def test_committed_params_equal_composition_of_conf(tmp_path):
 
 @pytest.mark.parametrize(
     ("features", "cluster"),
-    list(itertools.product(["intensity", "intensity_xy", "sobel"], ["kmeans", "birch", "dbscan"])),
+    list(
+        itertools.product(
+            ["intensity", "intensity_xy", "sobel", "rgb", "hsv", "lab", "lab_xy", "lab_texture"],
+            ["kmeans", "birch", "dbscan"],
+        )
+    ),
 )
 def test_every_group_combination_composes_and_validates(tmp_path, features, cluster):
     params = compose(tmp_path, [f"features={features}", f"cluster={cluster}"])
@@ -45,8 +50,9 @@ def test_every_group_combination_composes_and_validates(tmp_path, features, clus
     "override",
     [
         "cluster.n_clusters=5",
-        "features.xy_weight=2.5",
-        "features.ksize=5",
+        "features.blocks.xy.weight=2.5",
+        "features.blocks.sobel.ksize=5",
+        "scaler.scope=block",
         "tune.n_trials=3",
         "data.root=elsewhere",
         "backend=sklearn",
@@ -55,14 +61,15 @@ def test_every_group_combination_composes_and_validates(tmp_path, features, clus
 )
 def test_sweepable_keys_exist_in_their_group(tmp_path, override):
     group_choice = {
-        "features.xy_weight": "features=intensity_xy",
-        "features.ksize": "features=sobel",
+        "features.blocks.xy.weight": "features=intensity_xy",
+        "features.blocks.sobel.ksize": "features=sobel",
     }
     key = override.split("=")[0]
     overrides = [group_choice[key]] if key in group_choice else []
     params = compose(tmp_path, [*overrides, override])
-    section, _, leaf = key.partition(".")
-    value = params[section][leaf] if leaf else params[section]
+    value = params
+    for part in key.split("."):
+        value = value[part]
     assert str(value) == override.split("=", 1)[1]
 
 
@@ -86,13 +93,19 @@ def base_params(tmp_path: Path) -> dict:
     ("path", "value", "message"),
     [
         (("cluster", "algorithm"), "spectral", "allowed: kmeans, birch, dbscan"),
-        (("features", "name"), "hog", "allowed: intensity, intensity_xy, sobel"),
+        (("features", "blocks"), {"hog": {}}, "features.blocks: unknown value 'hog'"),
+        (("features", "blocks"), {"xy": {"weight": -1}}, "features.blocks.xy.weight must be"),
+        (("features", "blocks"), {"lab": {"size": 3}}, "unknown key.s. size"),
+        (("features", "blocks"), {"glcm": {"levels": 1}}, "glcm.levels must be an integer >= 2"),
+        (("features", "blocks"), {"xy": {"weight": 0}}, "at least one block needs a weight"),
+        (("features", "blocks"), [], "features.blocks must map block names"),
         (("backend",), "tpu", "allowed: auto, sklearn, cuml"),
         (("cluster", "n_clusters"), 1, "cluster.n_clusters must be an integer >= 2"),
         (("cluster", "n_clusters"), 2.5, "cluster.n_clusters must be an integer"),
         (("cluster", "n_clusters"), True, "cluster.n_clusters must be an integer"),
         (("tune", "n_trials"), 0, "tune.n_trials must be an integer >= 1"),
-        (("scaler", "name"), "minmax", "allowed: standard"),
+        (("scaler", "name"), "quantile", "allowed: standard, minmax, robust"),
+        (("scaler", "scope"), "image", "allowed: column, block"),
         (("render", "cmap"), "no_such_map", "render.cmap"),
     ],
 )

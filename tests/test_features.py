@@ -37,7 +37,7 @@ def test_standard_scaling_gives_zero_mean_unit_variance():
 
 def test_xy_columns_follow_row_major_pixel_order():
     grey = to_grey(two_region_grey(5, 7))
-    raw, _ = raw_features(grey, FeatureConfig(name="intensity_xy"))
+    raw, _, _ = raw_features(grey, FeatureConfig(name="intensity_xy"))
     assert raw[8].tolist()[1:] == [1.0, 1.0]  # pixel 8 is row 1, column 1
     assert raw[6].tolist()[1:] == [6.0, 0.0]
 
@@ -45,9 +45,10 @@ def test_xy_columns_follow_row_major_pixel_order():
 @pytest.mark.parametrize("weight", [0.0, 0.5, 3.0])
 def test_xy_weight_scales_only_the_coordinates_after_scaling(weight):
     grey = to_grey(two_region_grey())
-    plain, _ = feature_matrix(grey, FeatureConfig(name="intensity_xy", xy_weight=1.0), STANDARD)
+    plain, _ = feature_matrix(grey, FeatureConfig(name="intensity_xy"), STANDARD)
+    blocks = {"intensity": {"weight": 1.0}, "xy": {"weight": weight}}
     weighted, _ = feature_matrix(
-        grey, FeatureConfig(name="intensity_xy", xy_weight=weight), STANDARD
+        grey, FeatureConfig.from_dict({"name": "intensity_xy", "blocks": blocks}), STANDARD
     )
     np.testing.assert_allclose(weighted[:, 0], plain[:, 0])
     np.testing.assert_allclose(weighted[:, 1:], plain[:, 1:] * weight, atol=1e-6)
@@ -56,7 +57,8 @@ def test_xy_weight_scales_only_the_coordinates_after_scaling(weight):
 def test_sobel_responds_at_the_vertical_edge_only():
     grey = np.zeros((20, 20), np.float32)
     grey[:, 10:] = 1.0
-    raw, _ = raw_features(grey, FeatureConfig(name="sobel", sobel_sigma=0.0))
+    sobel = FeatureConfig.from_dict({"name": "sobel", "blocks": {"sobel": {"sigma": 0.0}}})
+    raw, _, _ = raw_features(grey, sobel)
     gx = raw[:, 0].reshape(20, 20)
     gy = raw[:, 1].reshape(20, 20)
     assert np.abs(gy).max() == 0

@@ -97,7 +97,9 @@ def test_empty_folder(tmp_path):
         ({"cluster__n_clusters": 1}, "cluster.n_clusters must be an integer >= 2, got 1"),
         ({"cluster__algorithm": "meanshift"}, "allowed: kmeans, birch, dbscan"),
         ({"backend": "gpu"}, "allowed: auto, sklearn, cuml"),
-        ({"features__name": "lbp"}, "allowed: intensity, intensity_xy, sobel"),
+        ({"features__blocks": {"hog": {}}}, "features.blocks: unknown value 'hog'"),
+        ({"features__blocks": {"lbp": {"window": 4}}}, "features.blocks.lbp.window must be odd"),
+        ({"scaler__name": "quantile"}, "allowed: standard, minmax, robust"),
         ({"data__images": ["../../etc/passwd"]}, "escapes the data folder"),
     ],
 )

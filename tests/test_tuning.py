@@ -177,3 +177,39 @@ def test_subsampled_dbscan_refit_keeps_the_density_of_the_search():
     assert result.search == "subsample"
     searched = result.study.best_trial.params["min_samples"]
     assert result.best_params["min_samples"] == round(searched * x.shape[0] / 500)
+
+
+@pytest.mark.parametrize(
+    ("objective", "direction"),
+    [
+        ("silhouette", "MAXIMIZE"),
+        ("calinski_harabasz", "MAXIMIZE"),
+        ("davies_bouldin", "MINIMIZE"),
+    ],
+)
+def test_each_objective_is_optimised_in_its_direction(objective, direction):
+    from segclust.metrics import cluster_metrics
+
+    x, shape = halves_features()
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000, objective=objective
+    )
+    assert result.study.direction.name == direction
+    values = [t.value for t in result.study.trials if t.value is not None]
+    best = max(values) if direction == "MAXIMIZE" else min(values)
+    assert result.study.best_value == best
+    assert best == cluster_metrics(x, result.best.labels.ravel())[objective]
+    table = tuning.trials_table(result.study)
+    assert table[-1]["best_value"] == f"{best:.6g}"
+
+
+def test_compressed_trials_score_every_objective_like_the_full_metrics():
+    from segclust.clustering import cluster_features
+    from segclust.metrics import cluster_metrics
+
+    x, _ = halves_features(40, 50)
+    rows = tuning._SearchRows(x, "kmeans", max_exact=5000)
+    labels = cluster_features(x, "kmeans", {"n_clusters": 3, "n_init": 2, "max_iter": 100}).labels
+    fast, full = rows.scores(labels), cluster_metrics(x, labels)
+    for key in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+        assert fast[key] == pytest.approx(full[key], rel=1e-5), key

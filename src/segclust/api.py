@@ -24,7 +24,7 @@ from segclust.config import (
     MetricsConfig,
     ScalerConfig,
 )
-from segclust.features import feature_matrix, to_grey
+from segclust.features import feature_matrix
 from segclust.metrics import configured_metrics
 
 
@@ -82,15 +82,13 @@ def cluster_and_score(
 
 def segment(
     image: np.ndarray,
-    features: str = "intensity",
+    features: str | dict[str, Any] = "intensity",
     algorithm: str = "kmeans",
     *,
     scaler: str = "standard",
+    scaler_scope: str = "column",
     backend: str = "sklearn",
     seed: int = 0,
-    xy_weight: float = 1.0,
-    ksize: int = 3,
-    sigma: float = 1.0,
     silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
     silhouette_sample_size: int = MetricsConfig.silhouette_sample_size,
     silhouette_reference_size: int = MetricsConfig.silhouette_reference_size,
@@ -98,34 +96,31 @@ def segment(
 ) -> Segmentation:
     """Segment one image (H×W grey or H×W×3/4 BGR[A], 8/16-bit or float) by clustering.
 
-    ``params`` are the algorithm's own (``n_clusters``, ``eps``, ``min_samples``, ...);
-    they are validated exactly as the config files are, with the same messages.
+    ``features``: a preset name (``intensity``, ``intensity_xy``, ``sobel``) or blocks with
+    weights, e.g. ``{"lab": {"weight": 1.0}, "xy": {"weight": 0.5}}`` (see
+    :mod:`segclust.features`). ``params`` are the algorithm's own (``n_clusters``, ``eps``,
+    ``min_samples``, ...); they are validated exactly as the config files are.
     """
-    feature_config = FeatureConfig.from_dict(
-        {"name": features, **_feature_keys(features, xy_weight, ksize, sigma)}
-    )
+    if isinstance(features, str):
+        feature_config = FeatureConfig.from_dict({"name": features})
+    else:
+        feature_config = FeatureConfig.from_dict({"name": "custom", "blocks": features})
     cluster = ClusterConfig.from_dict({"algorithm": algorithm, **params})
     metrics = MetricsConfig(
         silhouette_max_exact=silhouette_max_exact,
         silhouette_sample_size=silhouette_sample_size,
         silhouette_reference_size=silhouette_reference_size,
     )
-    grey = to_grey(np.asarray(image))
-    matrix, names = feature_matrix(grey, feature_config, ScalerConfig.from_dict({"name": scaler}))
+    image = np.asarray(image)
+    matrix, names = feature_matrix(
+        image, feature_config, ScalerConfig.from_dict({"name": scaler, "scope": scaler_scope})
+    )
     return cluster_and_score(
         matrix,
-        grey.shape,
+        image.shape[:2],
         cluster,
         backend=backend,
         seed=seed,
         metrics=metrics,
         feature_names=names,
     )
-
-
-def _feature_keys(name: str, xy_weight: float, ksize: int, sigma: float) -> dict[str, Any]:
-    if name == "intensity_xy":
-        return {"xy_weight": xy_weight}
-    if name == "sobel":
-        return {"ksize": ksize, "sigma": sigma}
-    return {}

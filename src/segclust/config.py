@@ -18,8 +18,29 @@ import yaml
 
 from segclust.errors import ConfigError
 
-FEATURE_SETS = ("intensity", "intensity_xy", "sobel")
-SCALERS = ("standard",)
+SCALERS = ("standard", "minmax", "robust")
+# Tuning objectives (internal scores) and whether Optuna maximises them.
+OBJECTIVES = ("silhouette", "calinski_harabasz", "davies_bouldin")
+MAXIMISE = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False}
+SCALER_SCOPES = ("column", "block")
+# Feature blocks and their parameters with defaults (ints stay ints, floats floats).
+BLOCK_PARAMS: dict[str, dict[str, Any]] = {
+    "intensity": {},
+    "xy": {},
+    "sobel": {"ksize": 3, "sigma": 1.0},
+    "rgb": {},
+    "hsv": {},
+    "lab": {},
+    "lbp": {"points": 8, "radius": 1.0, "window": 15},
+    "glcm": {"levels": 8, "distance": 1, "window": 15},
+}
+BLOCK_MINIMA = {"levels": 2, "points": 4, "window": 3}
+# The seed's three feature sets, as blocks.
+SEED_PRESETS: dict[str, tuple[str, ...]] = {
+    "intensity": ("intensity",),
+    "intensity_xy": ("intensity", "xy"),
+    "sobel": ("sobel",),
+}
 ALGORITHMS = ("kmeans", "birch", "dbscan")
 BACKENDS = ("auto", "sklearn", "cuml")
 SOBEL_KSIZES = (1, 3, 5, 7)
@@ -111,46 +132,94 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class BlockConfig:
+    """One block of feature columns (see :mod:`segclust.features`) and its weight."""
+
+    kind: str
+    weight: float = 1.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, kind: str, d: Mapping[str, Any] | None) -> BlockConfig:
+        key = f"features.blocks.{kind}"
+        _choice(kind, "features.blocks", tuple(BLOCK_PARAMS))
+        d = {} if d is None else d
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{key} must be a mapping like {{weight: 1.0}}, got {d!r}")
+        defaults = BLOCK_PARAMS[kind]
+        _no_unknown(d, key, ("weight", *defaults))
+        params: dict[str, Any] = {}
+        for name, default in defaults.items():
+            value = d.get(name, default)
+            if isinstance(default, int):
+                params[name] = _int(value, f"{key}.{name}", BLOCK_MINIMA.get(name, 1))
+            else:
+                params[name] = _float(value, f"{key}.{name}", inclusive=name == "sigma")
+        if kind == "sobel" and params["ksize"] not in SOBEL_KSIZES:
+            raise ConfigError(f"{key}.ksize must be one of {SOBEL_KSIZES}, got {params['ksize']}")
+        if "window" in params and params["window"] % 2 == 0:
+            raise ConfigError(f"{key}.window must be odd, got {params['window']}")
+        weight = _float(d.get("weight", 1.0), f"{key}.weight", inclusive=True)
+        return cls(kind=kind, weight=weight, params=params)
+
+
+@dataclass(frozen=True)
 class FeatureConfig:
-    """Which per-pixel features to build (see :mod:`segclust.features`)."""
+    """Which per-pixel features to build: named blocks of columns, each with a weight.
+
+    ``FeatureConfig("intensity_xy")`` gives a preset's blocks (the seed's three sets);
+    ``from_dict`` reads ``name`` (a label) and ``blocks`` from the ``features`` group.
+    """
 
     name: str = "intensity"
-    xy_weight: float = 1.0
-    sobel_ksize: int = 3
-    sobel_sigma: float = 1.0
+    blocks: tuple[BlockConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            if self.name not in SEED_PRESETS:
+                raise ConfigError(
+                    f"features: {self.name!r} is not a preset (allowed: "
+                    f"{', '.join(SEED_PRESETS)}) and has no features.blocks"
+                )
+            preset = tuple(BlockConfig.from_dict(kind, {}) for kind in SEED_PRESETS[self.name])
+            object.__setattr__(self, "blocks", preset)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
-        name = _choice(d.get("name"), "features.name", FEATURE_SETS)
-        allowed = {
-            "intensity": ("name",),
-            "intensity_xy": ("name", "xy_weight"),
-            "sobel": ("name", "ksize", "sigma"),
-        }[name]
-        _no_unknown(d, "features", allowed)
-        ksize = _int(d.get("ksize", cls.sobel_ksize), "features.ksize", 1)
-        if ksize not in SOBEL_KSIZES:
-            raise ConfigError(f"features.ksize must be one of {SOBEL_KSIZES}, got {ksize}")
-        return cls(
-            name=name,
-            xy_weight=_float(
-                d.get("xy_weight", cls.xy_weight), "features.xy_weight", inclusive=True
-            ),
-            sobel_ksize=ksize,
-            sobel_sigma=_float(d.get("sigma", cls.sobel_sigma), "features.sigma", inclusive=True),
-        )
+        _no_unknown(d, "features", ("name", "blocks"))
+        name = d.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"features.name must be a non-empty label, got {name!r}")
+        blocks = d.get("blocks")
+        if blocks is None:
+            return cls(name=name)
+        if not isinstance(blocks, Mapping) or not blocks:
+            raise ConfigError(
+                "features.blocks must map block names to settings, e.g. {lab: {weight: 1.0}}"
+            )
+        parsed = tuple(BlockConfig.from_dict(str(kind), v) for kind, v in blocks.items())
+        if all(block.weight == 0 for block in parsed):
+            raise ConfigError("features.blocks: at least one block needs a weight > 0")
+        return cls(name=name, blocks=parsed)
+
+    def block(self, kind: str) -> BlockConfig | None:
+        return next((b for b in self.blocks if b.kind == kind), None)
 
 
 @dataclass(frozen=True)
 class ScalerConfig:
-    """How feature columns are scaled before clustering."""
+    """How feature columns are scaled before clustering (see :mod:`segclust.scaling`)."""
 
     name: str = "standard"
+    scope: str = "column"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScalerConfig:
-        _no_unknown(d, "scaler", ("name",))
-        return cls(name=_choice(d.get("name"), "scaler.name", SCALERS))
+        _no_unknown(d, "scaler", ("name", "scope"))
+        return cls(
+            name=_choice(d.get("name"), "scaler.name", SCALERS),
+            scope=_choice(d.get("scope", cls.scope), "scaler.scope", SCALER_SCOPES),
+        )
 
 
 @dataclass(frozen=True)
@@ -253,11 +322,14 @@ class TuneConfig:
     max_clusters: int = 20
     max_noise_fraction: float = 0.3
     space: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
+    objective: str = "silhouette"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TuneConfig:
         _no_unknown(
-            d, "tune", ("n_trials", "max_points", "max_clusters", "max_noise_fraction", "space")
+            d,
+            "tune",
+            ("n_trials", "max_points", "max_clusters", "max_noise_fraction", "space", "objective"),
         )
         max_noise = _float(
             d.get("max_noise_fraction", cls.max_noise_fraction), "tune.max_noise_fraction"
@@ -303,6 +375,7 @@ class TuneConfig:
             max_clusters=_int(d.get("max_clusters", cls.max_clusters), "tune.max_clusters", 2),
             max_noise_fraction=max_noise,
             space=space,
+            objective=_choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
         )
 
     def space_for(self, algorithm: str) -> Mapping[str, ParamRange]:

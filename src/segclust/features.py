@@ -1,30 +1,37 @@
 """Per-pixel feature matrices from a decoded image.
 
-OpenCV does the pixel work (colour conversion, Gaussian blur, Sobel); scikit-learn scales
-the columns. Everything is float32 and vectorised: cost is linear in the number of pixels.
+OpenCV does the pixel work (colour conversion, Gaussian blur, Sobel, box filters),
+scikit-image the LBP codes, scikit-learn the column scaling. Everything is float32 and
+vectorised: cost is linear in the number of pixels.
 
-Feature sets
-------------
+A feature set (``conf/features/*.yaml``) is a list of *blocks*, each with a ``weight``
+applied after scaling (0 switches a block off, larger values make it count more):
+
 ``intensity``
-    grey level only (1 column).
-``intensity_xy``
-    grey level plus the pixel's column ``x`` and row ``y``; after scaling, the two
-    coordinate columns are multiplied by ``xy_weight`` so that it sets how much spatial
-    closeness counts against intensity (0 ignores position).
-``sobel``
-    the Sobel derivatives ``sobel_x``, ``sobel_y`` and the gradient magnitude
-    ``sobel_magnitude`` of the grey image after a Gaussian blur of ``sigma`` pixels
-    (``ksize`` is the Sobel aperture). These are edge features only: regions of different
-    flat intensity look alike to them.
+    grey level (OpenCV's BGR luma weights), 1 column.
+``xy``
+    the pixel's column ``x`` and row ``y``: spatial closeness (compact regions).
+``sobel`` (``ksize``, ``sigma``)
+    Sobel derivatives ``sobel_x``, ``sobel_y`` and the gradient magnitude of the grey image
+    after a Gaussian blur of ``sigma`` pixels: edge features only.
+``rgb``, ``hsv``, ``lab``
+    colour (:mod:`segclust.colour`); hue enters as cos/sin of its angle.
+``lbp`` (``points``, ``radius``, ``window``), ``glcm`` (``levels``, ``distance``, ``window``)
+    texture (:mod:`segclust.texture`): local LBP histograms, windowed GLCM statistics.
+
+The seed's three sets are presets: ``intensity`` = [intensity], ``intensity_xy`` =
+[intensity, xy], ``sobel`` = [sobel].
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from segclust.colour import COLOUR_BLOCKS, colour_columns
 from segclust.config import FeatureConfig, ScalerConfig
 from segclust.errors import ImageInputError
 from segclust.scaling import scale_columns
+from segclust.texture import glcm_features, lbp_histogram
 
 
 def to_float01(image: np.ndarray) -> np.ndarray:
@@ -82,27 +89,29 @@ def to_display_rgb(image: np.ndarray) -> np.ndarray:
     return np.round(pixels * 255).astype(np.uint8)
 
 
-def raw_features(grey: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, list[str]]:
-    """Unscaled feature columns (N×d float32, row-major pixel order) and their names."""
+def _block_columns(
+    kind: str,
+    params: dict,
+    grey: np.ndarray,
+    pixels: np.ndarray,
+) -> tuple[np.ndarray, list[str]]:
+    """Unscaled columns of one block (N×c float32, row-major pixel order) and their names."""
     import cv2
 
-    if grey.ndim != 2:
-        raise ValueError(f"expected a 2-D grey image, got shape {grey.shape}")
     height, width = grey.shape
-    if config.name == "intensity":
+    if kind == "intensity":
         return grey.reshape(-1, 1).astype(np.float32, copy=False), ["intensity"]
-    if config.name == "intensity_xy":
+    if kind == "xy":
         rows, cols = np.indices((height, width), dtype=np.float32)
-        columns = [grey.ravel(), cols.ravel(), rows.ravel()]
-        return np.stack(columns, axis=1).astype(np.float32, copy=False), ["intensity", "x", "y"]
-    if config.name == "sobel":
+        return np.stack([cols.ravel(), rows.ravel()], axis=1), ["x", "y"]
+    if kind == "sobel":
         smoothed = grey
-        if config.sobel_sigma > 0:
+        if params["sigma"] > 0:
             smoothed = cv2.GaussianBlur(
-                grey, (0, 0), config.sobel_sigma, borderType=cv2.BORDER_REFLECT
+                grey, (0, 0), params["sigma"], borderType=cv2.BORDER_REFLECT
             )
-        gx = cv2.Sobel(smoothed, cv2.CV_32F, 1, 0, ksize=config.sobel_ksize)
-        gy = cv2.Sobel(smoothed, cv2.CV_32F, 0, 1, ksize=config.sobel_ksize)
+        gx = cv2.Sobel(smoothed, cv2.CV_32F, 1, 0, ksize=params["ksize"])
+        gy = cv2.Sobel(smoothed, cv2.CV_32F, 0, 1, ksize=params["ksize"])
         # numpy, not cv2.magnitude: OpenCV's first call takes another code path and
         # differs in the last bit, which would break byte-identical outputs.
         magnitude = np.sqrt(gx * gx + gy * gy)
@@ -110,25 +119,56 @@ def raw_features(grey: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, l
             np.stack([gx.ravel(), gy.ravel(), magnitude.ravel()], axis=1),
             ["sobel_x", "sobel_y", "sobel_magnitude"],
         )
-    raise ValueError(f"unknown feature set {config.name!r}")
+    if kind in COLOUR_BLOCKS:
+        return colour_columns(pixels, kind)
+    if kind == "lbp":
+        return lbp_histogram(
+            grey, points=params["points"], radius=params["radius"], window=params["window"]
+        )
+    if kind == "glcm":
+        return glcm_features(
+            grey, levels=params["levels"], distance=params["distance"], window=params["window"]
+        )
+    raise ValueError(f"unknown feature block {kind!r}")
 
 
-def column_weights(names: list[str], config: FeatureConfig) -> np.ndarray:
-    """Weights applied after scaling (so that scaling cannot undo them)."""
-    weights = np.ones(len(names), dtype=np.float32)
-    for i, name in enumerate(names):
-        if name in ("x", "y"):
-            weights[i] = config.xy_weight
+def raw_features(
+    image: np.ndarray, config: FeatureConfig
+) -> tuple[np.ndarray, list[str], list[slice]]:
+    """Unscaled feature columns (N×d float32), their names and each block's column slice.
+
+    ``image`` is a decoded image (H×W grey or H×W×3/4 BGR[A], any bit depth) or grey
+    floats in [0, 1].
+    """
+    image = np.asarray(image)
+    grey = to_grey(image)
+    needs_colour = any(block.kind in COLOUR_BLOCKS for block in config.blocks)
+    pixels = to_float01(colour_channels(image)) if needs_colour else grey
+    columns, names, blocks = [], [], []
+    for block in config.blocks:
+        values, block_names = _block_columns(block.kind, dict(block.params), grey, pixels)
+        blocks.append(slice(len(names), len(names) + len(block_names)))
+        columns.append(values)
+        names += block_names
+    raw = columns[0] if len(columns) == 1 else np.concatenate(columns, axis=1)
+    return np.ascontiguousarray(raw, dtype=np.float32), names, blocks
+
+
+def column_weights(config: FeatureConfig, blocks: list[slice], n_columns: int) -> np.ndarray:
+    """Each column's block weight, applied after scaling (so scaling cannot undo it)."""
+    weights = np.ones(n_columns, dtype=np.float32)
+    for block, columns in zip(config.blocks, blocks, strict=True):
+        weights[columns] = block.weight
     return weights
 
 
 def feature_matrix(
-    grey: np.ndarray, features: FeatureConfig, scaler: ScalerConfig
+    image: np.ndarray, features: FeatureConfig, scaler: ScalerConfig
 ) -> tuple[np.ndarray, list[str]]:
     """Scaled, weighted features ready to cluster: (N×d float32, column names)."""
-    raw, names = raw_features(grey, features)
-    scaled = scale_columns(raw, scaler)
-    weights = column_weights(names, features)
+    raw, names, blocks = raw_features(image, features)
+    scaled = scale_columns(raw, scaler, blocks)
+    weights = column_weights(features, blocks, len(names))
     if not np.all(weights == 1):
         scaled *= weights
     return np.ascontiguousarray(scaled, dtype=np.float32), names

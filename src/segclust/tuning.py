@@ -1,4 +1,5 @@
-"""Hyperparameter search with Optuna, maximising the silhouette score.
+"""Hyperparameter search with Optuna on an internal score: the silhouette (default),
+Calinski-Harabasz (both maximised) or Davies-Bouldin (minimised), ``tune.objective``.
 
 A seeded TPE sampler makes the search reproducible. A trial whose clustering is degenerate
 (one cluster, all noise, more than ``max_clusters`` clusters, more than
@@ -34,13 +35,14 @@ from segclust.backends import supports_sample_weight
 from segclust.clustering import cluster_features
 from segclust.compression import RowCompression, compress_rows
 from segclust.config import (
+    MAXIMISE,
     ClusterConfig,
     MetricsConfig,
     ParamRange,
     TuneConfig,
     validate_cluster_params,
 )
-from segclust.metrics import configured_metrics, rounded
+from segclust.metrics import calinski_harabasz_davies_bouldin, configured_metrics, rounded
 from segclust.silhouette import weighted_silhouette
 
 log = logging.getLogger(__name__)
@@ -126,12 +128,17 @@ class _SearchRows:
             "n_clusters": n_clusters,
             "noise_fraction": rounded(1.0 - int(counts.sum()) / total),
             "silhouette": None,
+            "calinski_harabasz": None,
+            "davies_bouldin": None,
         }
         if rows.shape[1] > 1 and rows.shape[0] > self.max_exact:
             return None
         if n_clusters < 2 or n_clusters >= counts.sum():
-            result["undefined_reason"] = f"{n_clusters} cluster(s); the silhouette needs 2 or more"
+            result["undefined_reason"] = f"{n_clusters} cluster(s); the scores need 2 or more"
             return result
+        dense = np.unique(kept, return_inverse=True)[1].reshape(-1)
+        ch, db = calinski_harabasz_davies_bouldin(rows, dense, counts)
+        result["calinski_harabasz"], result["davies_bouldin"] = rounded(ch), rounded(db)
         result["silhouette"] = rounded(weighted_silhouette(rows, counts, kept))
         return result
 
@@ -146,8 +153,9 @@ def make_objective(
     metrics: MetricsConfig,
     max_clusters: int = TuneConfig.max_clusters,
     max_noise_fraction: float = TuneConfig.max_noise_fraction,
+    objective: str = TuneConfig.objective,
 ) -> Callable[[optuna.Trial], float]:
-    """Optuna objective: cluster with the trial's params, return the silhouette.
+    """Optuna objective: cluster with the trial's params, return the ``objective`` score.
 
     Clusterings with more than ``max_clusters`` clusters or more than
     ``max_noise_fraction`` noise are pruned: the silhouette rewards both (single grey
@@ -159,7 +167,7 @@ def make_objective(
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
     search_rows = _SearchRows(features, cluster.algorithm, metrics.silhouette_max_exact)
 
-    def objective(trial: optuna.Trial) -> float:
+    def run_trial(trial: optuna.Trial) -> float:
         params = {**cluster.params, **suggest_params(trial, space)}
         params = validate_cluster_params(cluster.algorithm, params, key="tune")
         key = tuple(sorted(params.items()))
@@ -185,18 +193,18 @@ def make_objective(
                 compression=search_rows.compression,
             )
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
-        if scores["silhouette"] is None:
-            attrs["reason"] = scores.get("undefined_reason", "silhouette undefined")
+        if scores[objective] is None:
+            attrs["reason"] = scores.get("undefined_reason", f"{objective} undefined")
         elif scores["n_clusters"] > max_clusters:
             attrs["reason"] = f"{scores['n_clusters']} clusters > tune.max_clusters"
         elif scores["noise_fraction"] > max_noise_fraction:
             attrs["reason"] = (
                 f"noise fraction {scores['noise_fraction']:.3g} > tune.max_noise_fraction"
             )
-        seen[key] = (attrs, scores["silhouette"])
-        return _finish(trial, attrs, scores["silhouette"])
+        seen[key] = (attrs, scores[objective])
+        return _finish(trial, attrs, scores[objective])
 
-    return objective
+    return run_trial
 
 
 def _finish(trial: optuna.Trial, attrs: dict[str, Any], value: float | None) -> float:
@@ -204,7 +212,7 @@ def _finish(trial: optuna.Trial, attrs: dict[str, Any], value: float | None) -> 
     for name, attr in attrs.items():
         trial.set_user_attr(name, attr)
     if value is None or "reason" in attrs:
-        raise optuna.TrialPruned(attrs.get("reason", "silhouette undefined"))
+        raise optuna.TrialPruned(attrs.get("reason", "score undefined"))
     return float(value)
 
 
@@ -218,6 +226,7 @@ def tune_clustering(
     max_points: int,
     max_clusters: int = TuneConfig.max_clusters,
     max_noise_fraction: float = TuneConfig.max_noise_fraction,
+    objective: str = TuneConfig.objective,
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
@@ -231,7 +240,10 @@ def tune_clustering(
     search_x = features if subset is None else features[subset]
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
-        direction="maximize", sampler=sampler, storage=storage, study_name=study_name
+        direction="maximize" if MAXIMISE[objective] else "minimize",
+        sampler=sampler,
+        storage=storage,
+        study_name=study_name,
     )
     objective = make_objective(
         search_x,
@@ -242,6 +254,7 @@ def tune_clustering(
         metrics=metrics,
         max_clusters=max_clusters,
         max_noise_fraction=max_noise_fraction,
+        objective=objective,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
@@ -263,23 +276,24 @@ def tune_clustering(
 
 
 def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial: number, state, silhouette, params, cluster count, reason.
+    """One row per trial: number, state, objective value and best so far, params, reason.
 
     Timings are left out on purpose: the table is a DVC plot and must be byte-identical
     when the study is rerun with the same parameters.
     """
     param_names = sorted({name for t in study.trials for name in t.params})
+    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
     rows = []
     best = None
     for trial in study.trials:
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
         if value is not None:
-            best = value if best is None else max(best, value)
+            best = value if best is None else better(best, value)
         row: dict[str, Any] = {
             "trial": trial.number,
             "state": trial.state.name,
-            "silhouette": "" if value is None else f"{value:.6g}",
-            "best_silhouette": "" if best is None else f"{best:.6g}",
+            "value": "" if value is None else f"{value:.6g}",
+            "best_value": "" if best is None else f"{best:.6g}",
         }
         for name in param_names:
             v = trial.params.get(name, "")

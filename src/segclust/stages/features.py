@@ -15,7 +15,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.errors import ImageInputError
-from segclust.features import feature_matrix, to_grey
+from segclust.features import feature_matrix
 from segclust.imageio import list_images, read_image
 from segclust.stages._common import (
     FEATURES_DIR,
@@ -38,15 +38,15 @@ def main(config: Config) -> None:
             started = time.perf_counter()
             image = read_image(path, max_pixels=config.data.max_pixels)
             try:
-                grey = to_grey(image)
+                matrix, names = feature_matrix(image, config.features, config.scaler)
             except ImageInputError as exc:
                 raise ImageInputError(f"{path}: {exc}") from exc
-            matrix, names = feature_matrix(grey, config.features, config.scaler)
+            height, width = image.shape[:2]
             save_npy(out / f"{path.stem}.npy", matrix)
             sidecar = {
                 "source": Path(path).as_posix(),
-                "height": int(grey.shape[0]),
-                "width": int(grey.shape[1]),
+                "height": int(height),
+                "width": int(width),
                 "feature_names": names,
                 "source_dtype": str(image.dtype),
                 "source_channels": 1 if image.ndim == 2 else int(image.shape[2]),
@@ -56,8 +56,8 @@ def main(config: Config) -> None:
             log.info(
                 "%s: %dx%d %s, %d channel(s) -> %s %s",
                 path.stem,
-                grey.shape[1],
-                grey.shape[0],
+                width,
+                height,
                 image.dtype,
                 sidecar["source_channels"],
                 config.features.name,

@@ -89,6 +89,7 @@ def main(config: Config) -> None:
                     max_points=config.tune.max_points,
                     max_clusters=config.tune.max_clusters,
                     max_noise_fraction=config.tune.max_noise_fraction,
+                    objective=config.tune.objective,
                     backend=config.backend,
                     seed=config.seed,
                     metrics=config.metrics,
@@ -98,7 +99,13 @@ def main(config: Config) -> None:
                 )
             rows = trials_table(result.study)
             (trials_dir / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
-            _save_history(result.study, history_dir / f"{stem}.png", stem, config.render.dpi)
+            _save_history(
+                result.study,
+                history_dir / f"{stem}.png",
+                stem,
+                config.render.dpi,
+                config.tune.objective,
+            )
             states = [r["state"] for r in rows]
             scores: dict = {
                 "algorithm": algorithm,
@@ -130,7 +137,8 @@ def main(config: Config) -> None:
                     yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
                 )
                 metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
-                scores["search_silhouette"] = rounded(result.study.best_value)
+                scores["objective"] = config.tune.objective
+                scores["search_value"] = rounded(result.study.best_value)
                 scores.update(
                     metrics, status="ok", **{f"best_{k}": result.best_params[k] for k in space}
                 )
@@ -158,7 +166,9 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _save_history(study: optuna.Study, path: Path, stem: str, dpi: int) -> None:
+def _save_history(
+    study: optuna.Study, path: Path, stem: str, dpi: int, objective: str = "silhouette"
+) -> None:
     """Optuna's own optimisation-history plot (matplotlib flavour, no plotly needed)."""
     import matplotlib.pyplot as plt
 
@@ -166,7 +176,7 @@ def _save_history(study: optuna.Study, path: Path, stem: str, dpi: int) -> None:
         warnings.simplefilter("ignore")  # the matplotlib flavour is marked experimental
         ax = optuna.visualization.matplotlib.plot_optimization_history(study)
     ax.set_title(f"{stem}: optimisation history")
-    ax.set_ylabel("silhouette")
+    ax.set_ylabel(objective.replace("_", "-"))
     fig = ax.figure
     fig.set_size_inches(6.4, 4)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
