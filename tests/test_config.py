@@ -106,6 +106,14 @@ def base_params(tmp_path: Path) -> dict:
         (("tune", "n_trials"), 0, "tune.n_trials must be an integer >= 1"),
         (("scaler", "name"), "quantile", "allowed: standard, minmax, robust"),
         (("scaler", "scope"), "image", "allowed: column, block"),
+        (
+            ("tune", "objective"),
+            "inertia",
+            "allowed: silhouette, calinski_harabasz, davies_bouldin",
+        ),
+        (("tune", "algorithms"), ["kmeans", "spectral"], "tune.algorithms: unknown value"),
+        (("tune", "algorithms"), "kmeans", "tune.algorithms must be a list"),
+        (("tune", "algorithms"), ["kmeans", "kmeans"], "lists an algorithm twice"),
         (("render", "cmap"), "no_such_map", "render.cmap"),
     ],
 )

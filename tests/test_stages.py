@@ -211,3 +211,27 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         for which in ("configured", "tuned"):
             assert 0 < entry[which]["covering"] < 1 and 0 < entry[which]["pri"] < 1
             assert entry[which]["vi"] > 0
+
+
+def test_tune_stage_searches_the_algorithm_and_colour_features(tmp_path, tiny_image_dir):
+    work = make_workdir(
+        tmp_path,
+        tiny_image_dir,
+        features__name="lab_xy",
+        features__blocks={"lab": {"weight": 1.0}, "xy": {"weight": 0.5}},
+        scaler__scope="block",
+        tune__algorithms=["kmeans", "birch"],
+        tune__objective="davies_bouldin",
+    )
+    assert run_stage(work, "features").returncode == 0
+    result = run_stage(work, "tune")
+    assert result.returncode == 0, result.stderr
+    tuned = {p.stem: yaml.safe_load(p.read_text()) for p in (work / "data/tuned").glob("*.yaml")}
+    assert tuned and all(t["algorithm"] in ("kmeans", "birch") for t in tuned.values())
+    metrics = json.loads((work / "metrics/tune.json").read_text())["images"]
+    for stem, scores in metrics.items():
+        assert scores["objective"] == "davies_bouldin"
+        assert scores["algorithm"] == tuned[stem]["algorithm"]
+        assert scores["search_value"] == pytest.approx(scores["davies_bouldin"], rel=1e-3)
+    header = (work / "plots/trials").glob("*.csv").__next__().read_text().splitlines()[0]
+    assert header.startswith("trial,state,value,best_value,algorithm")

@@ -213,3 +213,27 @@ def test_compressed_trials_score_every_objective_like_the_full_metrics():
     fast, full = rows.scores(labels), cluster_metrics(x, labels)
     for key in ("silhouette", "calinski_harabasz", "davies_bouldin"):
         assert fast[key] == pytest.approx(full[key], rel=1e-5), key
+
+
+def test_the_algorithm_can_be_searched_with_conditional_parameters():
+    x, shape = halves_features()
+    alternatives = {
+        "kmeans": {"n_clusters": ParamRange(2, 4, is_int=True)},
+        "birch": {"n_clusters": ParamRange(2, 4, is_int=True)},
+        "dbscan": {"eps": ParamRange(0.05, 1.0, log=True)},
+    }
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, KMEANS_SPACE, n_trials=12, max_points=10_000, alternatives=alternatives
+    )
+    tried = {t.params["algorithm"] for t in result.study.trials}
+    assert len(tried) >= 2
+    for trial in result.study.trials:
+        algorithm = trial.params["algorithm"]
+        names = set(trial.params) - {"algorithm"}
+        assert names == {f"{algorithm}.{p}" for p in alternatives[algorithm]}
+    best = result.study.best_trial
+    assert result.algorithm == best.params["algorithm"]
+    assert result.best.metrics["algorithm"] == result.algorithm
+    for name, value in best.params.items():
+        if name != "algorithm":
+            assert result.best_params[name.split(".", 1)[1]] == value

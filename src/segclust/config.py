@@ -313,6 +313,18 @@ class ParamRange:
 _INT_PARAMS = {"n_clusters", "n_init", "max_iter", "branching_factor", "min_samples"}
 
 
+def _algorithms(value: Any, space: Mapping[str, Any]) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(a, str) for a in value):
+        raise ConfigError(f"tune.algorithms must be a list like [kmeans, dbscan], got {value!r}")
+    for algorithm in value:
+        _choice(algorithm, "tune.algorithms", ALGORITHMS)
+        if algorithm not in space:
+            raise ConfigError(f"tune.algorithms: {algorithm} has no tune.space.{algorithm}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"tune.algorithms lists an algorithm twice: {list(value)}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     """An Optuna search: how many trials, on how many points, over which space."""
@@ -323,13 +335,22 @@ class TuneConfig:
     max_noise_fraction: float = 0.3
     space: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
     objective: str = "silhouette"
+    algorithms: tuple[str, ...] = ()  # two or more: the algorithm is searched too
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TuneConfig:
         _no_unknown(
             d,
             "tune",
-            ("n_trials", "max_points", "max_clusters", "max_noise_fraction", "space", "objective"),
+            (
+                "n_trials",
+                "max_points",
+                "max_clusters",
+                "max_noise_fraction",
+                "space",
+                "objective",
+                "algorithms",
+            ),
         )
         max_noise = _float(
             d.get("max_noise_fraction", cls.max_noise_fraction), "tune.max_noise_fraction"
@@ -376,7 +397,14 @@ class TuneConfig:
             max_noise_fraction=max_noise,
             space=space,
             objective=_choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
+            algorithms=_algorithms(d.get("algorithms") or (), space),
         )
+
+    def alternatives(self) -> dict[str, Mapping[str, ParamRange]] | None:
+        """Algorithm → space when the algorithm is searched too (two or more listed)."""
+        if len(self.algorithms) < 2:
+            return None
+        return {algorithm: self.space[algorithm] for algorithm in self.algorithms}
 
     def space_for(self, algorithm: str) -> Mapping[str, ParamRange]:
         if algorithm not in self.space:

@@ -60,17 +60,51 @@ class TuneResult:
     best: Segmentation | None
     search: str  # "full", "compressed" or "subsample"
     search_points: int
+    algorithm: str | None = None  # the best trial's algorithm
 
 
-def suggest_params(trial: optuna.Trial, space: Mapping[str, ParamRange]) -> dict[str, Any]:
-    """Draw one value per tunable parameter from its range."""
+def suggest_params(
+    trial: optuna.Trial, space: Mapping[str, ParamRange], prefix: str = ""
+) -> dict[str, Any]:
+    """Draw one value per tunable parameter from its range (Optuna names get ``prefix``)."""
     params: dict[str, Any] = {}
     for name, rng in space.items():
         if rng.is_int:
-            params[name] = trial.suggest_int(name, int(rng.low), int(rng.high), log=rng.log)
+            value = trial.suggest_int(prefix + name, int(rng.low), int(rng.high), log=rng.log)
         else:
-            params[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+            value = trial.suggest_float(prefix + name, rng.low, rng.high, log=rng.log)
+        params[name] = value
     return params
+
+
+def trial_algorithm(
+    trial: optuna.Trial | optuna.trial.FrozenTrial,
+    cluster: ClusterConfig,
+    space: Mapping[str, ParamRange],
+    alternatives: Mapping[str, Mapping[str, ParamRange]] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The algorithm and validated parameters of a trial (live: drawn; frozen: read back).
+
+    With two or more ``alternatives`` the algorithm is a categorical ``algorithm`` and each
+    algorithm's parameters are conditional on it, named ``<algorithm>.<param>``; the
+    ``cluster`` params are the defaults of ``cluster.algorithm``.
+    """
+    if not alternatives or len(alternatives) < 2:
+        drawn = (
+            dict(trial.params)
+            if isinstance(trial, optuna.trial.FrozenTrial)
+            else suggest_params(trial, space)
+        )
+        algorithm = cluster.algorithm
+    elif isinstance(trial, optuna.trial.FrozenTrial):
+        algorithm = trial.params["algorithm"]
+        prefix = f"{algorithm}."
+        drawn = {k[len(prefix) :]: v for k, v in trial.params.items() if k.startswith(prefix)}
+    else:
+        algorithm = trial.suggest_categorical("algorithm", list(alternatives))
+        drawn = suggest_params(trial, alternatives[algorithm], prefix=f"{algorithm}.")
+    base = dict(cluster.params) if algorithm == cluster.algorithm else {}
+    return algorithm, validate_cluster_params(algorithm, {**base, **drawn}, key="tune")
 
 
 def search_subset(n_rows: int, max_points: int, seed: int) -> np.ndarray | None:
@@ -154,6 +188,7 @@ def make_objective(
     max_clusters: int = TuneConfig.max_clusters,
     max_noise_fraction: float = TuneConfig.max_noise_fraction,
     objective: str = TuneConfig.objective,
+    alternatives: Mapping[str, Mapping[str, ParamRange]] | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: cluster with the trial's params, return the ``objective`` score.
 
@@ -165,18 +200,18 @@ def make_objective(
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
     """
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
-    search_rows = _SearchRows(features, cluster.algorithm, metrics.silhouette_max_exact)
+    plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
+    search_rows = _SearchRows(features, plan_algorithm, metrics.silhouette_max_exact)
 
     def run_trial(trial: optuna.Trial) -> float:
-        params = {**cluster.params, **suggest_params(trial, space)}
-        params = validate_cluster_params(cluster.algorithm, params, key="tune")
-        key = tuple(sorted(params.items()))
+        algorithm, params = trial_algorithm(trial, cluster, space, alternatives)
+        key = (algorithm, *sorted(params.items()))
         if key in seen:
             attrs, value = seen[key]
             return _finish(trial, attrs, value)
         result = cluster_features(
             features,
-            cluster.algorithm,
+            algorithm,
             params,
             backend=backend,
             seed=seed,
@@ -233,10 +268,16 @@ def tune_clustering(
     storage: optuna.storages.BaseStorage | None = None,
     study_name: str = "segclust",
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    alternatives: Mapping[str, Mapping[str, ParamRange]] | None = None,
 ) -> TuneResult:
-    """Run the study on ``features`` (N×d of an H×W image) and refit the best trial."""
+    """Run the study on ``features`` (N×d of an H×W image) and refit the best trial.
+
+    ``alternatives`` (algorithm → space, two or more) makes the algorithm part of the
+    search; otherwise ``cluster.algorithm`` is tuned over ``space``.
+    """
     metrics = metrics or MetricsConfig()
-    search, subset = plan_search(features, cluster.algorithm, max_points, seed)
+    plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
+    search, subset = plan_search(features, plan_algorithm, max_points, seed)
     search_x = features if subset is None else features[subset]
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
@@ -255,6 +296,7 @@ def tune_clustering(
         max_clusters=max_clusters,
         max_noise_fraction=max_noise_fraction,
         objective=objective,
+        alternatives=alternatives,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
@@ -262,17 +304,25 @@ def tune_clustering(
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))
-    best_params = validate_cluster_params(
-        cluster.algorithm, {**cluster.params, **study.best_trial.params}, key="tune"
-    )
-    if search == "subsample" and cluster.algorithm == "dbscan":
+    algorithm, best_params = trial_algorithm(study.best_trial, cluster, space, alternatives)
+    if search == "subsample" and algorithm == "dbscan":
         scale = features.shape[0] / search_x.shape[0]
         best_params["min_samples"] = max(1, round(best_params["min_samples"] * scale))
-    best_cluster = ClusterConfig(algorithm=cluster.algorithm, params=best_params)
+    best_cluster = ClusterConfig(algorithm=algorithm, params=best_params)
     best = cluster_and_score(
         features, shape, best_cluster, backend=backend, seed=seed, metrics=metrics
     )
-    return TuneResult(study, best_params, best, search, int(search_x.shape[0]))
+    return TuneResult(study, best_params, best, search, int(search_x.shape[0]), algorithm)
+
+
+def _planning_algorithm(
+    algorithm: str, alternatives: Mapping[str, Mapping[str, ParamRange]] | None
+) -> str:
+    """The algorithm whose needs decide the search set: one without weights wins."""
+    if not alternatives or len(alternatives) < 2:
+        return algorithm
+    unweighted = [a for a in alternatives if not supports_sample_weight(a)]
+    return unweighted[0] if unweighted else next(iter(alternatives))
 
 
 def trials_table(study: optuna.Study) -> list[dict[str, Any]]:

@@ -55,7 +55,9 @@ def main(config: Config) -> None:
     matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     algorithm = config.cluster.algorithm
-    resolve_backend(config.backend, algorithm)
+    alternatives = config.tune.alternatives()
+    for name in alternatives or (algorithm,):
+        resolve_backend(config.backend, name)
     space = config.tune.space_for(algorithm)
     entries = feature_entries()
     per_image: dict[str, dict] = {}
@@ -90,6 +92,7 @@ def main(config: Config) -> None:
                     max_clusters=config.tune.max_clusters,
                     max_noise_fraction=config.tune.max_noise_fraction,
                     objective=config.tune.objective,
+                    alternatives=alternatives,
                     backend=config.backend,
                     seed=config.seed,
                     metrics=config.metrics,
@@ -127,8 +130,9 @@ def main(config: Config) -> None:
                 )
             else:
                 save_npy(tuned / f"{stem}.npy", result.best.labels)
+                best_space = config.tune.space_for(result.algorithm)
                 best = {
-                    "algorithm": algorithm,
+                    "algorithm": result.algorithm,
                     **result.best_params,
                     "search": result.search,
                     "search_points": result.search_points,
@@ -140,7 +144,9 @@ def main(config: Config) -> None:
                 scores["objective"] = config.tune.objective
                 scores["search_value"] = rounded(result.study.best_value)
                 scores.update(
-                    metrics, status="ok", **{f"best_{k}": result.best_params[k] for k in space}
+                    metrics,
+                    status="ok",
+                    **{f"best_{k}": result.best_params[k] for k in best_space},
                 )
                 log.info(
                     "%s: best %s after %d trials: %s",
