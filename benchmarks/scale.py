@@ -213,7 +213,9 @@ def fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def scale_table(sizes: list[float], naive_seconds: float, naive_gb: float) -> list[str]:
+def scale_table(
+    sizes: list[float], naive_seconds: float, naive_gb: float, features: list[str]
+) -> list[str]:
     lines = [
         "| MP | variant | features | algorithm | compressed (distinct rows) | clusters | "
         "cluster s | scores s | peak GB | silhouette | method | stderr | naive s | naive GB | "
@@ -224,7 +226,7 @@ def scale_table(sizes: list[float], naive_seconds: float, naive_gb: float) -> li
     with tempfile.TemporaryDirectory() as tmp:
         for noisy in (False, True):
             for mp_size in sizes:
-                for feature in FEATURES:
+                for feature in features:
                     for algorithm in ALGORITHMS:
                         job = {
                             "mp": mp_size,
@@ -381,11 +383,17 @@ def main() -> None:
     parser.add_argument("--no-tune", action="store_true")
     parser.add_argument("--no-dvc", action="store_true")
     parser.add_argument("--no-naive", action="store_true", help="only the pipeline's own runs")
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        default=list(FEATURES),
+        help="conf/features presets (default: the seed's three; e.g. rgb lab for colour)",
+    )
     parser.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
     started = time.perf_counter()
     naive_seconds = 0 if args.no_naive else args.naive_seconds
-    parts = ["\n".join(scale_table(args.sizes, naive_seconds, args.naive_gb))]
+    parts = ["\n".join(scale_table(args.sizes, naive_seconds, args.naive_gb, args.features))]
     if not args.no_tune:
         parts.append(tune_row(max(args.sizes), args.tune_trials))
     if not args.no_dvc:
