@@ -57,7 +57,6 @@ ALGORITHMS = ("kmeans", "birch", "dbscan")
 # (row label, conf/features preset, scaler scope) of the KMeans grid.
 GRID_FEATURES = (
     ("intensity", "intensity", "column"),
-    ("intensity_xy", "intensity_xy", "column"),
     ("rgb", "rgb", "column"),
     ("hsv", "hsv", "column"),
     ("lab", "lab", "column"),
@@ -241,9 +240,22 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=1, help="images in parallel")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--raw", type=Path, help="also write every image's scores (JSON)")
+    parser.add_argument(
+        "--raw", type=Path, help="write every image's scores here (JSON), updated as they come"
+    )
     parser.add_argument("--out", type=Path, help="also write the report (Markdown)")
+    parser.add_argument(
+        "--report-only", type=Path, help="no runs: rebuild the report from a --raw file"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads(args.report_only.read_text())
+        header = f"BSDS500 region benchmark: {len(results)} images (from {args.report_only})."
+        report = "\n\n".join([header, rows_table(results), correlation_table(results)])
+        print(report)
+        if args.out:
+            args.out.write_text(report + "\n", encoding="utf-8")
+        return
     images = sorted((args.root / "images").glob("*.jpg"))[: args.limit]
     if not images:
         sys.exit(f"no images in {args.root / 'images'} (see --root)")
@@ -257,10 +269,10 @@ def main() -> None:
         for i, result in enumerate(pool.map(score_image, jobs), start=1):
             result["rows"].update(chosen_rows(result["grid"]))
             results.append(result)
+            if args.raw:  # so that an interrupted run still has its images
+                args.raw.write_text(json.dumps(results))
             print(f"\r{i}/{len(jobs)} images", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    if args.raw:
-        args.raw.write_text(json.dumps(results, indent=1))
     header = (
         f"BSDS500 region benchmark: {len(images)} images from {args.root}; tuned rows: "
         f"{args.trials} TPE trials on <= {args.max_points} points; seed {args.seed}; "

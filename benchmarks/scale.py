@@ -40,8 +40,9 @@ FEATURES = ("intensity", "intensity_xy", "sobel")
 ALGORITHMS = ("kmeans", "birch", "dbscan")
 NOISE_SIGMA = 3.0  # grey levels (of 255) of Gaussian noise in the "noisy" variant
 # DBSCAN's min_samples counts pixels; conf/cluster/dbscan.yaml is set for the ~25k-pixel
-# bundled samples. With eps fixed (scaled units) neighbours grow with N, so min_samples is
-# scaled by N / SAMPLE_PIXELS to keep the same density threshold at every size.
+# bundled samples. Neighbour counts grow with N, so eps is shrunk by
+# (SAMPLE_PIXELS / N)^(1/d) to keep the same density threshold at every size (the tuner's
+# refit rule, segclust.tuning.density_matched_eps).
 SAMPLE_PIXELS = 25_600
 
 
@@ -64,10 +65,12 @@ def make_photo(megapixels: float, noisy: bool, seed: int = 0) -> np.ndarray:
     return photo
 
 
-def cluster_params(algorithm: str, n_pixels: int) -> dict[str, Any]:
+def cluster_params(algorithm: str, n_pixels: int, dims: int) -> dict[str, Any]:
+    from segclust.tuning import density_matched_eps
+
     params = load_group("cluster", algorithm)
     if algorithm == "dbscan":
-        params["min_samples"] = max(1, round(params["min_samples"] * n_pixels / SAMPLE_PIXELS))
+        params["eps"] = density_matched_eps(params["eps"], SAMPLE_PIXELS, n_pixels, dims)
     return params
 
 
@@ -113,7 +116,7 @@ def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
     photo = make_photo(job["mp"], job["noisy"])
     x, _, feature_s = features_for(photo, job["feature"])
     cluster = ClusterConfig.from_dict(
-        {"algorithm": job["algorithm"], **cluster_params(job["algorithm"], x.shape[0])}
+        {"algorithm": job["algorithm"], **cluster_params(job["algorithm"], x.shape[0], x.shape[1])}
     )
     warm_up()
     started = time.perf_counter()
@@ -131,7 +134,7 @@ def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
     np.save(out, result.labels)
     return {
         "pixels": int(x.shape[0]),
-        "min_samples": cluster.params.get("min_samples"),
+        "eps": cluster.params.get("eps"),
         "inertia": inertia(x, result.labels) if job["algorithm"] == "kmeans" else None,
         "feature_s": feature_s,
         "cluster_s": cluster_s,
@@ -152,7 +155,7 @@ def run_naive(job: dict[str, Any], out: Path) -> dict[str, Any]:
 
     photo = make_photo(job["mp"], job["noisy"])
     x, _, _ = features_for(photo, job["feature"])
-    p = cluster_params(job["algorithm"], x.shape[0])
+    p = cluster_params(job["algorithm"], x.shape[0], x.shape[1])
     estimator = {
         "kmeans": lambda: KMeans(
             p["n_clusters"], n_init=p["n_init"], max_iter=p["max_iter"], random_state=0
@@ -214,7 +217,11 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def scale_table(
-    sizes: list[float], naive_seconds: float, naive_gb: float, features: list[str]
+    sizes: list[float],
+    naive_seconds: float,
+    naive_gb: float,
+    features: list[str],
+    naive_variants: tuple[str, ...] = ("clean", "noisy"),
 ) -> list[str]:
     lines = [
         "| MP | variant | features | algorithm | compressed (distinct rows) | clusters | "
@@ -239,7 +246,8 @@ def scale_table(
                         ours = in_fresh_process("ours", job, ours_file, 900, None)
                         key = (noisy, feature, algorithm)
                         naive: dict[str, Any]
-                        if not naive_seconds:
+                        variant = "noisy" if noisy else "clean"
+                        if not naive_seconds or variant not in naive_variants:
                             naive = {"ok": False, "why": "not run"}
                         elif key in given_up:
                             naive = {"ok": False, "why": given_up[key]}
@@ -271,8 +279,8 @@ def row(
         return head + f" ours failed: {ours['why']} |" + " |" * 12
     compressed = f"yes ({ours['distinct']:,})" if ours["compressed"] else "no"
     algorithm = job["algorithm"]
-    if ours["min_samples"] is not None:
-        algorithm += f" (min_samples {ours['min_samples']:,})"
+    if ours["eps"] is not None:
+        algorithm += f" (eps {ours['eps']:.3g})"
     head = head.replace(f" {job['algorithm']} |", f" {algorithm} |")
     cells = [
         compressed,
@@ -312,7 +320,7 @@ def tune_row(megapixels: float, trials: int) -> str:
         x, shape, _ = features_for(photo, feature)
         for algorithm in ALGORITHMS:
             cluster = ClusterConfig.from_dict(
-                {"algorithm": algorithm, **cluster_params(algorithm, x.shape[0])}
+                {"algorithm": algorithm, **cluster_params(algorithm, x.shape[0], x.shape[1])}
             )
             started = time.perf_counter()
             result = tune_clustering(
@@ -384,6 +392,13 @@ def main() -> None:
     parser.add_argument("--no-dvc", action="store_true")
     parser.add_argument("--no-naive", action="store_true", help="only the pipeline's own runs")
     parser.add_argument(
+        "--naive-variants",
+        nargs="+",
+        default=["clean", "noisy"],
+        choices=["clean", "noisy"],
+        help="which photo variants also get the naive run",
+    )
+    parser.add_argument(
         "--features",
         nargs="+",
         default=list(FEATURES),
@@ -393,7 +408,10 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     naive_seconds = 0 if args.no_naive else args.naive_seconds
-    parts = ["\n".join(scale_table(args.sizes, naive_seconds, args.naive_gb, args.features))]
+    table = scale_table(
+        args.sizes, naive_seconds, args.naive_gb, args.features, tuple(args.naive_variants)
+    )
+    parts = ["\n".join(table)]
     if not args.no_tune:
         parts.append(tune_row(max(args.sizes), args.tune_trials))
     if not args.no_dvc:

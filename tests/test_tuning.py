@@ -172,11 +172,25 @@ def test_subsampled_dbscan_refit_keeps_the_density_of_the_search():
     grey = to_grey(two_region_grey(40, 50))
     x, _ = feature_matrix(grey, FeatureConfig("intensity_xy"), ScalerConfig("standard"))
     dbscan = ClusterConfig("dbscan", {"eps": 0.3, "min_samples": 10})
-    space = {"min_samples": ParamRange(5, 20, is_int=True)}
+    space = {"eps": ParamRange(0.2, 0.6)}
     result = tuning.tune_clustering(x, grey.shape, dbscan, space, n_trials=3, max_points=500)
     assert result.search == "subsample"
-    searched = result.study.best_trial.params["min_samples"]
-    assert result.best_params["min_samples"] == round(searched * x.shape[0] / 500)
+    searched = result.study.best_trial.params["eps"]
+    assert result.best_params["min_samples"] == 10
+    expected = searched * (500 / x.shape[0]) ** (1 / 3)
+    assert result.best_params["eps"] == pytest.approx(expected)
+
+
+def test_density_matched_eps_keeps_the_neighbour_count_of_uniform_points():
+    rng = np.random.default_rng(12)
+    full = rng.uniform(0, 1, (40_000, 2))
+    sample = full[:4000]
+    eps = tuning.density_matched_eps(0.05, 4000, 40_000, 2)
+    assert eps == pytest.approx(0.05 / np.sqrt(10))
+    centre = np.array([0.5, 0.5])
+    in_sample = (np.linalg.norm(sample - centre, axis=1) < 0.05).sum()
+    in_full = (np.linalg.norm(full - centre, axis=1) < eps).sum()
+    assert abs(int(in_sample) - int(in_full)) < 0.35 * in_sample
 
 
 @pytest.mark.parametrize(
