@@ -364,10 +364,17 @@ def dvc_repro_row(megapixels: float) -> str:
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["data"]["root"] = str(photos)
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
+        bin_dir = str(Path(sys.executable).parent)  # the stages' `python` must be this one
+        env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+        dvc = shutil.which("dvc", path=bin_dir) or "dvc"
         started = time.perf_counter()
         done = subprocess.run(
-            [dvc, "repro", "--quiet"], cwd=clone, capture_output=True, text=True, check=False
+            [dvc, "repro", "--quiet"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         seconds = time.perf_counter() - started
         timings = {}
@@ -390,6 +397,7 @@ def main() -> None:
     parser.add_argument("--tune-trials", type=int, default=50)
     parser.add_argument("--no-tune", action="store_true")
     parser.add_argument("--no-dvc", action="store_true")
+    parser.add_argument("--no-table", action="store_true", help="skip the size × setting table")
     parser.add_argument("--no-naive", action="store_true", help="only the pipeline's own runs")
     parser.add_argument(
         "--naive-variants",
@@ -408,10 +416,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     naive_seconds = 0 if args.no_naive else args.naive_seconds
-    table = scale_table(
-        args.sizes, naive_seconds, args.naive_gb, args.features, tuple(args.naive_variants)
+    table = (
+        []
+        if args.no_table
+        else scale_table(
+            args.sizes, naive_seconds, args.naive_gb, args.features, tuple(args.naive_variants)
+        )
     )
-    parts = ["\n".join(table)]
+    parts = [] if args.no_table else ["\n".join(table)]
     if not args.no_tune:
         parts.append(tune_row(max(args.sizes), args.tune_trials))
     if not args.no_dvc:

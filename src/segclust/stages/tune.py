@@ -5,7 +5,7 @@ Outputs, per image ``<stem>``:
   best parameters (and how the search was done);
 - ``data/studies/<stem>.journal`` the Optuna study (a JournalStorage file, rebuilt every
   run; load it with ``optuna.load_study``);
-- ``plots/trials/<stem>.csv`` trial vs silhouette (a DVC plot) and
+- ``plots/trials/<stem>.csv`` trial vs objective value (a DVC plot) and
   ``plots/history/<stem>.png`` Optuna's optimisation history;
 - ``metrics/tune.json`` best scores per image and their summary.
 """
