@@ -381,7 +381,8 @@ def dvc_repro_row(megapixels: float) -> str:
         for stage in ("features", "cluster", "tune", "render"):
             path = clone / "metrics" / "timings" / f"{stage}.json"
             if path.exists():
-                timings[stage] = json.loads(path.read_text()).get("total_seconds")
+                per_image = json.loads(path.read_text()).get("seconds", {})
+                timings[stage] = round(sum(per_image.values()), 1)
         status = "ok" if done.returncode == 0 else f"failed: {done.stderr.strip()[-200:]}"
         return (
             f"`dvc repro` (features → cluster → tune → render → evaluate) on one "
