@@ -11,7 +11,7 @@ ARI between the two labelings.
     python benchmarks/scale.py                         # everything (~40 min on 2 cores)
     python benchmarks/scale.py --sizes 0.25 1 --no-tune --no-dvc   # a quick look
 
-Every run is a fresh process, so peak memory (``ru_maxrss``) is that run's own. A naive run
+Every run is a fresh process, so peak memory (``VmHWM``) is that run's own. A naive run
 is skipped (and says so) when the same run at the next smaller size already failed or took
 more than a quarter of the budget. Nothing here is a test: numbers are measured, not asserted.
 """
@@ -94,7 +94,15 @@ def features_for(photo: np.ndarray, feature: str) -> tuple[np.ndarray, tuple[int
 
 
 def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux
+    """This process's own peak resident memory (VmHWM), in GiB.
+
+    Not ``ru_maxrss``: on Linux a spawned child inherits its parent's high-water mark
+    through fork + exec, so that would report the parent's peak as the child's.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def warm_up() -> None:
