@@ -146,3 +146,35 @@ def test_scores_of_repeated_rows_equal_sklearn_on_every_pixel_with_noise_and_gap
         davies_bouldin_score(x[keep], labels[keep]), rel=1e-5
     )
     assert m["silhouette"] == pytest.approx(silhouette_score(x[keep], labels[keep]), rel=1e-5)
+
+
+def test_davies_bouldin_in_row_blocks_equals_sklearn_with_many_clusters():
+    from sklearn.metrics import davies_bouldin_score
+
+    from segclust.metrics import _davies_bouldin_from, calinski_harabasz_davies_bouldin
+
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(3000, 3))
+    labels = rng.integers(0, 700, 3000)
+    labels = np.unique(labels, return_inverse=True)[1]
+    _, db = calinski_harabasz_davies_bouldin(x, labels)
+    assert db == pytest.approx(davies_bouldin_score(x, labels), rel=1e-9)
+    k = labels.max() + 1
+    sizes = np.bincount(labels)
+    centroids = np.stack([np.bincount(labels, weights=x[:, j]) / sizes for j in range(3)], 1)
+    within = np.bincount(labels, np.linalg.norm(x - centroids[labels], axis=1)) / sizes
+    assert _davies_bouldin_from(centroids, within, block_rows=7) == pytest.approx(db, rel=1e-12)
+    assert k > 600  # many clusters: the blocks of 7 rows cover them all
+
+
+def test_silhouette_reference_stays_small_with_thousands_of_clusters():
+    from segclust.silhouette import reference_counts
+
+    rng = np.random.default_rng(14)
+    totals = np.bincount(rng.integers(0, 5000, 60_000), minlength=5000)
+    counts = reference_counts(totals, 2000)
+    assert (counts <= totals).all() and (counts >= np.minimum(totals, 2)).all()
+    assert counts.sum() <= 2000 + 3 * 5000  # proportional share + floor of 2, rounded up
+    few = reference_counts(np.array([50_000, 30, 7]), 20_000)
+    proportional = -(-20_000 * 50_000 // 50_037)  # ceil of its share of the reference
+    assert few.tolist() == [proportional, 30, 7]  # small clusters whole

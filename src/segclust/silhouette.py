@@ -295,6 +295,19 @@ def weighted_silhouette(
     return float(np.dot(s, weight) / weight.sum())
 
 
+def reference_counts(totals: np.ndarray, n_reference: int) -> np.ndarray:
+    """Reference points per cluster: proportional to its size, at least a floor, at most all.
+
+    The floor is 100 points, fewer when there are many clusters (``n_reference // k``, but
+    never under 2), so the reference stays near ``n_reference`` + 2k points even for a
+    DBSCAN run with thousands of clusters.
+    """
+    n, k = int(totals.sum()), totals.size
+    floor = min(100, max(2, n_reference // k))
+    counts = np.minimum(totals, np.maximum(np.ceil(n_reference * totals / n), floor))
+    return counts.astype(np.int64)
+
+
 def silhouette_sampled(
     features: np.ndarray,
     labels: np.ndarray,
@@ -309,7 +322,8 @@ def silhouette_sampled(
     Method: ``n_query`` points are drawn uniformly (the estimate is their mean s(i)); each
     one's mean distance to every cluster, a(i) and b(i), is estimated from a *reference*
     sample stratified by cluster (``ceil(n_reference·n_c/N)`` points of cluster c, at least
-    100 or all of it), so small clusters are never missed and each per-cluster mean is
+    min(100, n_reference/k) and 2, or all of it), so small clusters are never missed and
+    memory stays bounded with thousands of clusters, and each per-cluster mean is
     unbiased; a query point that is also in the reference leaves itself out of its own
     cluster's mean, as the exact score does. The standard error is that of the query mean,
     std(s)/sqrt(n_query) with the finite-population correction; the reference adds a small
@@ -336,8 +350,7 @@ def silhouette_sampled(
 
     order = np.argsort(cluster.astype(np.int16 if k < 2**15 else np.int64), kind="stable")
     starts = np.concatenate([[0], np.cumsum(totals)])
-    per_cluster = np.minimum(totals, np.maximum(np.ceil(n_reference * totals / n), 100))
-    per_cluster = per_cluster.astype(np.int64)
+    per_cluster = reference_counts(totals, n_reference)
     if query.size == n:  # every point is a query: score against every point, exactly
         per_cluster = totals.astype(np.int64)
     reference = np.concatenate(
