@@ -125,13 +125,12 @@ def grid_records(image: np.ndarray, annotations: list, seed: int) -> list[dict[s
             params = {"n_clusters": k, "n_init": 2, "max_iter": 300}
             result = cluster_features(x, "kmeans", params, seed=seed)
             seconds = time.perf_counter() - started
-            known = result.row_compression
             criteria = configured_metrics(
                 x,
                 result.labels,
                 METRICS,
                 seed=seed,
-                compression="auto" if isinstance(known, str) else known,
+                compression=result.row_compression,
             )
             human = compare_to_annotators(result.labels.reshape(shape), annotations)
             records.append(

@@ -131,12 +131,11 @@ def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
     result = cluster_features(x, cluster.algorithm, dict(cluster.params), seed=0)
     cluster_s = time.perf_counter() - started
     started = time.perf_counter()
-    known = result.row_compression
     scores = configured_metrics(
         x,
         result.labels,
         MetricsConfig(),
-        compression="auto" if isinstance(known, str) else known,
+        compression=result.row_compression,
     )
     metrics_s = time.perf_counter() - started
     np.save(out, result.labels)

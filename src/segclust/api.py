@@ -55,14 +55,13 @@ def cluster_and_score(
     result = cluster_features(
         features, cluster.algorithm, dict(cluster.params), backend=backend, seed=seed
     )
-    known = result.row_compression
     scores = configured_metrics(
         features,
         result.labels,
         metrics,
         seed=seed,
         backend=result.backend,
-        compression="auto" if isinstance(known, str) else known,
+        compression=result.row_compression,
     )
     report: dict[str, Any] = {
         "algorithm": cluster.algorithm,

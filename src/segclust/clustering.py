@@ -50,8 +50,9 @@ class ClusterResult:
     compressed: bool
     distinct_rows: int | None  # None when not counted (compression did not pay or apply)
     notes: list[str] = field(default_factory=list)
-    # What compress_rows found, for the metrics to reuse: "unchecked" when it was not asked.
-    row_compression: RowCompression | str | None = "unchecked"
+    # What compress_rows found, for the metrics to reuse ("auto": not checked here, so the
+    # metrics find out themselves; None: over half the rows are distinct).
+    row_compression: RowCompression | str | None = "auto"
 
 
 def distinct_rows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,7 +136,7 @@ def cluster_features(
         compressed=inverse is not None,
         distinct_rows=n_distinct,
         notes=notes,
-        row_compression="unchecked" if isinstance(compression, str) else compression,
+        row_compression=compression,
     )
 
 

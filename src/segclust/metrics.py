@@ -37,7 +37,12 @@ from segclust.compression import (
     compress_rows,
 )
 from segclust.config import MetricsConfig
-from segclust.silhouette import silhouette_1d, silhouette_sampled, weighted_silhouette
+from segclust.silhouette import (
+    dense_labels,
+    silhouette_1d,
+    silhouette_sampled,
+    weighted_silhouette,
+)
 
 NOISE = -1
 
@@ -74,7 +79,7 @@ def cluster_metrics(
     n_valid = int(valid.sum())
     all_valid = n_valid == labels.size
     l_valid = labels if all_valid else labels[valid]
-    l_valid, n_clusters = _dense_labels(l_valid)
+    l_valid, n_clusters = dense_labels(l_valid)
     result: dict[str, Any] = {
         "n_clusters": n_clusters,
         "noise_fraction": rounded(1.0 - n_valid / labels.size),
@@ -183,21 +188,6 @@ def _davies_bouldin_from(
         between[between == 0] = np.inf
         worst[rows] = np.max((within[rows, None] + within[None, :]) / between, axis=1)
     return 0.0 if all_coincide else float(np.mean(worst))
-
-
-def _dense_labels(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Labels renumbered 0..k-1 in order (a lookup table, O(N)), and k."""
-    if labels.size == 0:
-        return labels.astype(np.int64), 0
-    if labels.min() >= 0 and labels.max() < max(2**20, labels.size):
-        present = np.flatnonzero(np.bincount(labels))
-        if present.size == present[-1] + 1:
-            return labels, int(present.size)
-        table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
-        table[present] = np.arange(present.size)
-        return table[labels], int(present.size)
-    present, dense = np.unique(labels, return_inverse=True)
-    return dense.reshape(-1), int(present.size)
 
 
 def _weighted_pairs(

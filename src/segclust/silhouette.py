@@ -115,15 +115,23 @@ def _silhouette_pairs_1d(
     return float(np.dot(s, weight) / weight.sum())
 
 
-def _compress_labels(raw: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cluster ids 0..k-1 in label order, and k (a lookup table when labels are small)."""
-    if raw.size and 0 <= raw.min() and raw.max() < max(2**20, raw.size):
-        present = np.flatnonzero(np.bincount(raw))
+def dense_labels(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels renumbered 0..k-1 in label order, and k.
+
+    O(N) through a lookup table when labels are small non-negative integers (returned as
+    they are when already 0..k-1); ``np.unique`` otherwise.
+    """
+    if labels.size == 0:
+        return labels.astype(np.int64), 0
+    if labels.min() >= 0 and labels.max() < max(2**20, labels.size):
+        present = np.flatnonzero(np.bincount(labels))
+        if present.size == present[-1] + 1:
+            return labels, int(present.size)
         table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
         table[present] = np.arange(present.size)
-        return table[raw], int(present.size)
-    present, index = np.unique(raw, return_inverse=True)
-    return index.reshape(-1), int(present.size)
+        return table[labels], int(present.size)
+    present, dense = np.unique(labels, return_inverse=True)
+    return dense.reshape(-1), int(present.size)
 
 
 def _triples_from_pairs(
@@ -132,7 +140,7 @@ def _triples_from_pairs(
     """Sorted distinct values and (value index, cluster, count) triples from short arrays."""
     distinct = np.unique(values)
     pu = np.searchsorted(distinct, values)
-    pc, k = _compress_labels(labels)
+    pc, k = dense_labels(labels)
     return distinct.astype(np.float64), pu, pc, counts, k
 
 
@@ -267,7 +275,7 @@ def weighted_silhouette(
     x = rows.astype(np.float64)
     if not np.isfinite(x).all():
         raise ValueError("rows must be finite (no NaN or infinity)")
-    cluster, k = _compress_labels(labels)
+    cluster, k = dense_labels(labels)
     n_points = int(counts.sum())
     _check_cluster_count(k, n_points)
 
@@ -342,7 +350,7 @@ def silhouette_sampled(
     labels = _check_labels(labels, n)
     if n_query < 2 or n_reference < 2:
         raise ValueError(f"n_query and n_reference must be >= 2, got {n_query}, {n_reference}")
-    cluster, k = _compress_labels(labels)
+    cluster, k = dense_labels(labels)
     _check_cluster_count(k, n)
     totals = np.bincount(cluster, minlength=k)
     rng = np.random.default_rng(seed)

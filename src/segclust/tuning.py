@@ -46,7 +46,7 @@ from segclust.config import (
     validate_cluster_params,
 )
 from segclust.metrics import calinski_harabasz_davies_bouldin, configured_metrics, rounded
-from segclust.silhouette import weighted_silhouette
+from segclust.silhouette import dense_labels, weighted_silhouette
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ class _SearchRows:
     """The search rows' distinct rows, computed once per study and shared by every trial.
 
     With them a trial clusters the distinct rows (weights = counts) and, for 1-D rows or
-    few (row, label) pairs, scores the exact silhouette from the distinct rows alone; the
-    other scores (Calinski-Harabasz, Davies-Bouldin) are not needed to rank trials.
+    few distinct rows, scores the exact silhouette, Calinski-Harabasz and Davies-Bouldin
+    from the distinct rows alone.
     """
 
     def __init__(self, features: np.ndarray, algorithm: str, max_exact: int) -> None:
@@ -150,7 +150,7 @@ class _SearchRows:
             self.representative[self.compression.inverse] = np.arange(features.shape[0])
 
     def scores(self, labels: np.ndarray) -> dict[str, Any] | None:
-        """n_clusters, noise_fraction, silhouette from the distinct rows, or None (too many)."""
+        """n_clusters, noise_fraction and the three scores from the distinct rows, or None."""
         if self.representative is None:
             return None
         found = self.compression
@@ -159,7 +159,7 @@ class _SearchRows:
         valid = row_labels != -1
         counts = found.counts[valid]
         rows, kept = found.rows[valid], row_labels[valid]
-        n_clusters = int(np.unique(kept).size)
+        dense, n_clusters = dense_labels(kept)
         total = int(found.counts.sum())
         result: dict[str, Any] = {
             "n_clusters": n_clusters,
@@ -173,7 +173,6 @@ class _SearchRows:
         if n_clusters < 2 or n_clusters >= counts.sum():
             result["undefined_reason"] = f"{n_clusters} cluster(s); the scores need 2 or more"
             return result
-        dense = np.unique(kept, return_inverse=True)[1].reshape(-1)
         ch, db = calinski_harabasz_davies_bouldin(rows, dense, counts)
         result["calinski_harabasz"], result["davies_bouldin"] = rounded(ch), rounded(db)
         result["silhouette"] = rounded(weighted_silhouette(rows, counts, kept))
