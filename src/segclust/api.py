@@ -22,19 +22,33 @@ from segclust.config import (
     ClusterConfig,
     FeatureConfig,
     MetricsConfig,
+    RegionsConfig,
     ScalerConfig,
+    SmoothingConfig,
 )
 from segclust.features import feature_matrix
 from segclust.metrics import configured_metrics
+from segclust.regions import connected_regions, min_area_pixels
+from segclust.smoothing import smooth_image
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    """Labels (H×W int32, -1 = noise), their scores, and how they were made."""
+    """Labels (H×W int32, -1 = noise), their scores, and how they were made.
+
+    ``labels`` are the clusters; ``segments`` are what to draw and compare with people: the
+    clusters themselves, or connected regions with ``regions="connected"``. The internal
+    scores in ``metrics`` (silhouette, ...) are always the clustering's.
+    """
 
     labels: np.ndarray
     metrics: dict[str, Any]
     feature_names: list[str]
+    segments: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.segments is None:
+            object.__setattr__(self, "segments", self.labels)
 
 
 def cluster_and_score(
@@ -86,6 +100,8 @@ def segment(
     *,
     scaler: str = "standard",
     scaler_scope: str = "column",
+    smoothing: str | dict[str, Any] = "none",
+    regions: str | dict[str, Any] = "clusters",
     backend: str = "sklearn",
     seed: int = 0,
     silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
@@ -99,6 +115,9 @@ def segment(
     weights, e.g. ``{"lab": {"weight": 1.0}, "xy": {"weight": 0.5}}`` (see
     :mod:`segclust.features`). ``params`` are the algorithm's own (``n_clusters``, ``eps``,
     ``min_samples``, ...); they are validated exactly as the config files are.
+    ``smoothing`` (``none``, ``gaussian``, ``bilateral``, ``meanshift`` or a dict with
+    ``method`` and its parameters) filters the photo first; ``regions="connected"`` (or a dict
+    with ``min_area_fraction``, ``connectivity``) makes ``segments`` connected regions.
     """
     if isinstance(features, str):
         feature_config = FeatureConfig.from_dict({"name": features})
@@ -110,11 +129,19 @@ def segment(
         silhouette_sample_size=silhouette_sample_size,
         silhouette_reference_size=silhouette_reference_size,
     )
+    smoothing_config = SmoothingConfig.from_dict(
+        {"method": smoothing} if isinstance(smoothing, str) else smoothing
+    )
+    regions_config = RegionsConfig.from_dict(
+        {"method": regions} if isinstance(regions, str) else regions
+    )
     image = np.asarray(image)
     matrix, names = feature_matrix(
-        image, feature_config, ScalerConfig.from_dict({"name": scaler, "scope": scaler_scope})
+        smooth_image(image, smoothing_config),
+        feature_config,
+        ScalerConfig.from_dict({"name": scaler, "scope": scaler_scope}),
     )
-    return cluster_and_score(
+    result = cluster_and_score(
         matrix,
         image.shape[:2],
         cluster,
@@ -123,3 +150,11 @@ def segment(
         metrics=metrics,
         feature_names=names,
     )
+    if regions_config.method == "clusters":
+        return result
+    segments = connected_regions(
+        result.labels,
+        min_area_pixels(regions_config.min_area_fraction, result.labels.size),
+        regions_config.connectivity,
+    )
+    return Segmentation(result.labels, result.metrics, result.feature_names, segments)

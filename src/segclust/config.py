@@ -413,6 +413,77 @@ class TuneConfig:
         return self.space[algorithm]
 
 
+REGION_METHODS = ("clusters", "connected")
+# Each smoothing method's parameters: (name, kind, minimum, default); see segclust.smoothing.
+SMOOTHING_PARAMS: dict[str, tuple[tuple[str, str, float, float], ...]] = {
+    "none": (),
+    "gaussian": (("sigma", "float", 0.0, 1.0),),
+    "bilateral": (
+        ("diameter", "int", 1, 9),
+        ("sigma_colour", "float", 0.0, 30.0),
+        ("sigma_space", "float", 0.0, 7.0),
+    ),
+    "meanshift": (("spatial_radius", "int", 1, 7), ("colour_radius", "float", 0.0, 15.0)),
+}
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Filter applied to the photo before its features (:mod:`segclust.smoothing`)."""
+
+    method: str = "none"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SmoothingConfig:
+        method = _choice(d.get("method", "none"), "smoothing.method", tuple(SMOOTHING_PARAMS))
+        spec = SMOOTHING_PARAMS[method]
+        _no_unknown(d, f"smoothing ({method})", ("method", *(name for name, *_ in spec)))
+        params: dict[str, Any] = {}
+        for name, kind, minimum, default in spec:
+            key = f"smoothing.{name}"
+            value = d.get(name, default)
+            if kind == "int":
+                params[name] = _int(value, key, int(minimum))
+            else:
+                params[name] = _float(value, key, minimum=minimum)
+        return cls(method=method, params=params)
+
+
+@dataclass(frozen=True)
+class RegionsConfig:
+    """What a segment is: a cluster as found, or a connected region (:mod:`segclust.regions`)."""
+
+    method: str = "clusters"
+    min_area_fraction: float = 0.01
+    connectivity: int = 1
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RegionsConfig:
+        _no_unknown(d, "regions", ("method", "min_area_fraction", "connectivity"))
+        fraction = _float(
+            d.get("min_area_fraction", cls.min_area_fraction),
+            "regions.min_area_fraction",
+            minimum=0.0,
+            inclusive=True,
+        )
+        if fraction >= 1:
+            raise ConfigError(
+                "regions.min_area_fraction is a share of the image's pixels: it must be < 1,"
+                f" got {fraction}"
+            )
+        connectivity = d.get("connectivity", cls.connectivity)
+        if connectivity not in (1, 2) or isinstance(connectivity, bool):
+            raise ConfigError(
+                f"regions.connectivity must be 1 (4 neighbours) or 2 (8), got {connectivity!r}"
+            )
+        return cls(
+            method=_choice(d.get("method", cls.method), "regions.method", REGION_METHODS),
+            min_area_fraction=fraction,
+            connectivity=int(connectivity),
+        )
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """How cluster maps and contour overlays are drawn."""
@@ -455,6 +526,8 @@ class Config:
     metrics: MetricsConfig
     tune: TuneConfig
     render: RenderConfig
+    regions: RegionsConfig = RegionsConfig()
+    smoothing: SmoothingConfig = SmoothingConfig()
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> Config:
@@ -468,6 +541,8 @@ class Config:
             "metrics",
             "tune",
             "render",
+            "regions",
+            "smoothing",
         )
         _no_unknown(params, "params", top)
         return cls(
@@ -480,6 +555,13 @@ class Config:
             metrics=MetricsConfig.from_dict(_section(params, "metrics")),
             tune=TuneConfig.from_dict(_section(params, "tune")),
             render=RenderConfig.from_dict(_section(params, "render")),
+            # optional: params.yaml files from before regions existed keep working
+            regions=RegionsConfig.from_dict(
+                _section(params, "regions") if "regions" in params else {}
+            ),
+            smoothing=SmoothingConfig.from_dict(
+                _section(params, "smoothing") if "smoothing" in params else {}
+            ),
         )
 
 

@@ -26,6 +26,7 @@ PARAMS_FILE = Path("params.yaml")
 FEATURES_DIR = Path("data/features")
 LABELS_DIR = Path("data/labels")
 TUNED_DIR = Path("data/tuned")
+REGIONS_DIR = Path("data/regions")
 STUDIES_DIR = Path("data/studies")
 METRICS_DIR = Path("metrics")
 TIMINGS_DIR = METRICS_DIR / "timings"

@@ -1,7 +1,8 @@
-"""Stage ``evaluate``: configured and tuned labels against human segmentations.
+"""Stage ``evaluate``: configured and tuned segments against human segmentations.
 
 For every image with ground truth in ``data.ground_truth`` (see
-:func:`segclust.groundtruth.find_ground_truth`), scores both labellings against each human
+:func:`segclust.groundtruth.find_ground_truth`), scores both segment maps of the ``regions``
+stage (clusters, or connected regions with ``regions=connected``) against each human
 annotation and averages over annotators: Segmentation Covering, Probabilistic Rand Index,
 Variation of Information (bits, as in the BSDS tables) and adjusted Rand index. DBSCAN noise
 counts as one more region. Output: ``metrics/evaluate.json`` (``summary`` means over the
@@ -24,9 +25,8 @@ from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
 from segclust.metrics import rounded
 from segclust.stages._common import (
-    LABELS_DIR,
     METRICS_DIR,
-    TUNED_DIR,
+    REGIONS_DIR,
     feature_entries,
     run_stage,
     write_json,
@@ -61,8 +61,8 @@ def main(config: Config) -> None:
                 continue
             entry: dict = {"n_annotators": len(annotations)}
             for which, path in (
-                ("configured", LABELS_DIR / f"{stem}.npy"),
-                ("tuned", TUNED_DIR / f"{stem}.npy"),
+                ("configured", REGIONS_DIR / "configured" / f"{stem}.npy"),
+                ("tuned", REGIONS_DIR / "tuned" / f"{stem}.npy"),
             ):
                 if not path.exists():
                     continue
@@ -82,7 +82,11 @@ def main(config: Config) -> None:
                     if w in entry
                 ),
             )
-    summary: dict = {"images_evaluated": len(per_image), "images_without_ground_truth": missing}
+    summary: dict = {
+        "images_evaluated": len(per_image),
+        "images_without_ground_truth": missing,
+        "segments": config.regions.method,
+    }
     for which in ("configured", "tuned"):
         mean = _mean(per_image, which)
         if mean is not None:

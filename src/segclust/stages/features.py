@@ -17,6 +17,7 @@ from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.features import feature_matrix
 from segclust.imageio import list_images, read_image
+from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
     TIMINGS_DIR,
@@ -38,7 +39,9 @@ def main(config: Config) -> None:
             started = time.perf_counter()
             image = read_image(path, max_pixels=config.data.max_pixels)
             try:
-                matrix, names = feature_matrix(image, config.features, config.scaler)
+                matrix, names = feature_matrix(
+                    smooth_image(image, config.smoothing), config.features, config.scaler
+                )
             except ImageInputError as exc:
                 raise ImageInputError(f"{path}: {exc}") from exc
             height, width = image.shape[:2]

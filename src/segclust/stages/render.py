@@ -29,10 +29,9 @@ from segclust.render import (
     side_by_side,
 )
 from segclust.stages._common import (
-    LABELS_DIR,
+    REGIONS_DIR,
     RENDER_DIR,
     TIMINGS_DIR,
-    TUNED_DIR,
     atomic_dir,
     feature_entries,
     run_stage,
@@ -47,13 +46,15 @@ def main(config: Config) -> None:
     entries = feature_entries()
     timings: dict[str, float] = {}
     algorithm = config.cluster.algorithm
+    if config.regions.method == "connected":
+        algorithm += " · regions"
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
         for stem, sidecar in tqdm(entries, desc="render", unit="image", disable=None):
             started = time.perf_counter()
             image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
             rgb, grey = to_display_rgb(image), to_grey(image)
-            configured = np.load(LABELS_DIR / f"{stem}.npy")
-            tuned_path = TUNED_DIR / f"{stem}.npy"
+            configured = np.load(REGIONS_DIR / "configured" / f"{stem}.npy")
+            tuned_path = REGIONS_DIR / "tuned" / f"{stem}.npy"
             tuned = np.load(tuned_path) if tuned_path.exists() else None
 
             fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
