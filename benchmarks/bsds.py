@@ -11,6 +11,10 @@ images):
   (silhouette, Calinski-Harabasz, Davies-Bouldin — no ground truth in the choice), the seed's
   way (grey, k in 2..8 by silhouette), and the Spearman rank correlation, over the k of one
   image and feature set, between each criterion and each human score (mean over images);
+* every row above again as connected regions (``regions=connected``: each connected piece of
+  a cluster a region, pieces under ``REGIONS.min_area_fraction`` of the image merged into
+  their nearest region), marked ``· regions``; grid feature sets may smooth the photo first
+  (``smoothing=meanshift``);
 * scikit-image's ``felzenszwalb``, ``slic`` and ``quickshift`` as outside references.
 
     python benchmarks/bsds.py --limit 10            # quick look
@@ -42,26 +46,41 @@ from scipy.stats import spearmanr
 
 from segclust.api import cluster_and_score
 from segclust.clustering import cluster_features
-from segclust.config import ClusterConfig, FeatureConfig, MetricsConfig, ScalerConfig, TuneConfig
+from segclust.config import (
+    ClusterConfig,
+    FeatureConfig,
+    MetricsConfig,
+    RegionsConfig,
+    ScalerConfig,
+    SmoothingConfig,
+    TuneConfig,
+)
 from segclust.evaluation import compare_to_annotators
 from segclust.features import feature_matrix, to_display_rgb
 from segclust.groundtruth import read_bsds_mat
 from segclust.imageio import read_image
 from segclust.metrics import configured_metrics
+from segclust.regions import connected_regions, min_area_pixels
+from segclust.smoothing import smooth_image
 from segclust.tuning import tune_clustering
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BSDS = ROOT.parent / "shared" / "data" / "bsds500"
 SEED_FEATURES = ("intensity", "intensity_xy", "sobel")
 ALGORITHMS = ("kmeans", "birch", "dbscan")
-# (row label, conf/features preset, scaler scope) of the KMeans grid.
+# (row label, conf/features preset, scaler scope, conf/smoothing preset) of the KMeans grid.
 GRID_FEATURES = (
-    ("intensity", "intensity", "column"),
-    ("rgb", "rgb", "column"),
-    ("hsv", "hsv", "column"),
-    ("lab", "lab", "column"),
-    ("lab_xy", "lab_xy", "column"),
-    ("lab_texture (block scope)", "lab_texture", "block"),
+    ("intensity", "intensity", "column", "none"),
+    ("rgb", "rgb", "column", "none"),
+    ("hsv", "hsv", "column", "none"),
+    ("lab", "lab", "column", "none"),
+    ("lab_xy", "lab_xy", "column", "none"),
+    ("lab_texture (block scope)", "lab_texture", "block", "none"),
+    ("meanshift-smoothed lab", "lab", "column", "meanshift"),
+    ("meanshift-smoothed lab_xy", "lab_xy", "column", "meanshift"),
+)
+REGIONS = RegionsConfig.from_dict(
+    yaml.safe_load((ROOT / "conf" / "regions" / "connected.yaml").read_text())
 )
 GRID_K = (2, 3, 4, 5, 6, 7, 8)
 CRITERIA = {"silhouette": 1, "calinski_harabasz": 1, "davies_bouldin": -1}  # 1: higher better
@@ -76,11 +95,23 @@ def load_group(group: str, name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
 
 
-def features_of(image: np.ndarray, preset: str, scope: str = "column") -> tuple[np.ndarray, float]:
+def features_of(
+    image: np.ndarray, preset: str, scope: str = "column", smoothing: str = "none"
+) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     config = FeatureConfig.from_dict(load_group("features", preset))
-    x, _ = feature_matrix(image, config, ScalerConfig("standard", scope=scope))
+    smoothed = smooth_image(image, SmoothingConfig.from_dict(load_group("smoothing", smoothing)))
+    x, _ = feature_matrix(smoothed, config, ScalerConfig("standard", scope=scope))
     return x, time.perf_counter() - started
+
+
+def as_regions(labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """The connected-regions segmentation of a label map, and its seconds."""
+    started = time.perf_counter()
+    regions = connected_regions(
+        labels, min_area_pixels(REGIONS.min_area_fraction, labels.size), REGIONS.connectivity
+    )
+    return regions, time.perf_counter() - started
 
 
 def seed_rows(image: np.ndarray, trials: int, max_points: int, seed: int) -> list[tuple]:
@@ -118,8 +149,8 @@ def grid_records(image: np.ndarray, annotations: list, seed: int) -> list[dict[s
     """KMeans for every grid feature set and k: internal criteria, human scores, seconds."""
     shape = image.shape[:2]
     records = []
-    for label, preset, scope in GRID_FEATURES:
-        x, feature_seconds = features_of(image, preset, scope)
+    for label, preset, scope, smoothing in GRID_FEATURES:
+        x, feature_seconds = features_of(image, preset, scope, smoothing)
         for k in GRID_K:
             started = time.perf_counter()
             params = {"n_clusters": k, "n_init": 2, "max_iter": 300}
@@ -133,6 +164,8 @@ def grid_records(image: np.ndarray, annotations: list, seed: int) -> list[dict[s
                 compression=result.row_compression,
             )
             human = compare_to_annotators(result.labels.reshape(shape), annotations)
+            regions, region_seconds = as_regions(result.labels.reshape(shape))
+            human_regions = compare_to_annotators(regions, annotations)
             records.append(
                 {
                     "features": label,
@@ -140,6 +173,8 @@ def grid_records(image: np.ndarray, annotations: list, seed: int) -> list[dict[s
                     **{c: criteria[c] for c in CRITERIA},
                     **{s: human[s] for s in SCORES},
                     "seconds": feature_seconds + seconds,
+                    "regions": {s: human_regions[s] for s in SCORES}
+                    | {"seconds": region_seconds, "segments": int(regions.max()) + 1},
                 }
             )
     return records
@@ -182,13 +217,21 @@ def score_image(args: tuple[Path, Path, int, int, int]) -> dict[str, Any]:
             continue
         scores = compare_to_annotators(labels, annotations)
         rows[name] = {k: scores[k] for k in SCORES} | {"seconds": seconds}
+        if name.startswith("skimage"):
+            continue
+        regions, region_seconds = as_regions(labels)
+        scores = compare_to_annotators(regions, annotations)
+        rows[f"{name} · regions"] = {k: scores[k] for k in SCORES} | {
+            "seconds": seconds + region_seconds,
+            "segments": int(regions.max()) + 1,
+        }
     return {"image": image_path.stem, "rows": rows, "grid": grid_records(image, annotations, seed)}
 
 
 def chosen_rows(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Rows that pick k per image by an internal criterion (no ground truth)."""
     rows = {}
-    for label, _, _ in GRID_FEATURES:
+    for label, *_ in GRID_FEATURES:
         mine = [r for r in grid if r["features"] == label]
         seconds = sum(r["seconds"] for r in mine)  # choosing needs every k
         for criterion, sign in CRITERIA.items():
@@ -198,6 +241,13 @@ def chosen_rows(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             best = max(scored, key=lambda r, c=criterion, s=sign: s * r[c])
             name = f"{label} · kmeans · k by {criterion.replace('_', '-')}"
             rows[name] = {s: best[s] for s in SCORES} | {"seconds": seconds, "k": best["k"]}
+            if "regions" in best:  # raw files from before regions existed lack it
+                regions = best["regions"]
+                rows[f"{name} · regions"] = {s: regions[s] for s in SCORES} | {
+                    "seconds": seconds + regions["seconds"],
+                    "k": best["k"],
+                    "segments": regions["segments"],
+                }
     seed_way = [r for r in grid if r["features"] == "intensity" and r["k"] <= 8]
     seed_way = [r for r in seed_way if r["silhouette"] is not None]
     if seed_way:
@@ -208,22 +258,32 @@ def chosen_rows(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def criterion_correlations(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
+def criterion_correlations(
+    results: list[dict[str, Any]],
+) -> dict[tuple[str, str, str], list[float]]:
     """Spearman ρ over k (one image, one feature set) of criterion vs human score."""
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
     for result in results:
-        for label, _, _ in GRID_FEATURES:
+        for label, *_ in GRID_FEATURES:
             mine = [r for r in result["grid"] if r["features"] == label]
             for criterion, sign in CRITERIA.items():
                 usable = [r for r in mine if r[criterion] is not None]
                 if len(usable) < 3:
                     continue
                 crit = [sign * r[criterion] for r in usable]
-                for score in SCORES:
-                    human = [(-1 if score == "vi" else 1) * r[score] for r in usable]
-                    if np.ptp(crit) == 0 or np.ptp(human) == 0:
+                for segments in ("clusters", "regions"):
+                    if segments == "regions" and "regions" not in usable[0]:
                         continue
-                    out[(criterion, score)].append(float(spearmanr(crit, human).statistic))
+                    for score in SCORES:
+                        human = [
+                            (-1 if score == "vi" else 1)
+                            * (r[score] if segments == "clusters" else r["regions"][score])
+                            for r in usable
+                        ]
+                        if np.ptp(crit) == 0 or np.ptp(human) == 0:
+                            continue
+                        rho = float(spearmanr(crit, human).statistic)
+                        out[(criterion, segments, score)].append(rho)
     return out
 
 
@@ -290,21 +350,26 @@ def rows_table(results: list[dict[str, Any]]) -> str:
         for name, row in result["rows"].items():
             totals[name].append(row)
     lines = [
-        "| setting | Covering ↑ | PRI ↑ | VI bits ↓ | VI nats ↓ | ARI ↑ | mean k | s / image |",
-        "|---|---|---|---|---|---|---|---|",
+        "| setting | Covering ↑ | PRI ↑ | VI bits ↓ | VI nats ↓ | ARI ↑ | mean k | mean segments"
+        " | s / image |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in totals.items():
         scored = [r for r in rows if "missing" not in r]
         reasons = sorted({r["missing"] for r in rows if "missing" in r})
         if not scored:
-            lines.append(f"| {name} | {', '.join(reasons)} | | | | | | |")
+            lines.append(f"| {name} | {', '.join(reasons)} | | | | | | | |")
             continue
         mean = {k: float(np.mean([r[k] for r in scored])) for k in (*SCORES, "seconds")}
         k = f"{np.mean([r['k'] for r in scored]):.1f}" if "k" in scored[0] else ""
+        segments = (
+            f"{np.mean([r['segments'] for r in scored]):.1f}" if "segments" in scored[0] else ""
+        )
         note = "" if not reasons else f" ({len(rows) - len(scored)} images: {', '.join(reasons)})"
         lines.append(
             f"| {name}{note} | {mean['covering']:.3f} | {mean['pri']:.3f} | {mean['vi']:.3f} | "
-            f"{mean['vi'] * np.log(2):.3f} | {mean['ari']:.3f} | {k} | {mean['seconds']:.2f} |"
+            f"{mean['vi'] * np.log(2):.3f} | {mean['ari']:.3f} | {k} | {segments} | "
+            f"{mean['seconds']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -317,15 +382,19 @@ def correlation_table(results: list[dict[str, Any]]) -> str:
         "negated) over the k of one image and feature set, mean ± sd over "
         f"(image, feature set) pairs; k in {list(GRID_K)}.",
         "",
-        "| criterion | ρ with Covering | ρ with PRI | ρ with −VI | ρ with ARI |",
-        "|---|---|---|---|---|",
+        "| criterion | segments scored | ρ with Covering | ρ with PRI | ρ with −VI | ρ with ARI |",
+        "|---|---|---|---|---|---|",
     ]
-    for criterion in CRITERIA:
-        cells = []
-        for score in SCORES:
-            values = rho.get((criterion, score), [])
-            cells.append(f"{np.mean(values):+.3f} ± {np.std(values):.3f}" if values else "–")
-        lines.append(f"| {criterion.replace('_', '-')} | " + " | ".join(cells) + " |")
+    for segments in ("clusters", "regions"):
+        for criterion in CRITERIA:
+            cells = []
+            for score in SCORES:
+                values = rho.get((criterion, segments, score), [])
+                cells.append(f"{np.mean(values):+.3f} ± {np.std(values):.3f}" if values else "–")
+            if all(cell == "–" for cell in cells):
+                continue
+            name = criterion.replace("_", "-")
+            lines.append(f"| {name} | {segments} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ GENERATED = (
     "data/labels",
     "data/tuned",
     "data/studies",
+    "data/regions",
 )
 
 
@@ -95,18 +96,20 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("data/features/*"),
         *repo.glob("data/labels/*"),
         *repo.glob("data/tuned/*"),
+        *repo.glob("data/regions/*/*"),
         *repo.glob("plots/trials/*"),
         *repo.glob("plots/render/*"),
         repo / "metrics/cluster.json",
         repo / "metrics/tune.json",
         repo / "metrics/evaluate.json",
+        repo / "metrics/regions.json",
     ]
     return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     result = dvc(repo, "repro")
-    for stage in ("features", "cluster", "tune", "render", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
     for name in ("halves", "bands"):
         assert (repo / f"data/features/{name}.npy").exists()
@@ -135,7 +138,7 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     dvc(repo, "repro", "--force")
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 21
+    assert before.keys() == after.keys() and len(before) == 26
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 
@@ -148,6 +151,19 @@ def test_optuna_study_can_be_reloaded(repo):
     )
     study = optuna.load_study(study_name="halves", storage=storage)
     assert len(study.trials) == 5
+
+
+def test_regions_sweep_reruns_only_what_depends_on_it(repo):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline results", check=False)
+    result = dvc(repo, "exp", "run", "-S", "regions=connected", "-n", "regions-try")
+    for stage in ("regions", "render", "evaluate"):
+        assert f"Running stage '{stage}'" in result.stdout
+    for stage in ("features", "cluster", "tune"):
+        assert f"Running stage '{stage}'" not in result.stdout
+    counts = json.loads((repo / "metrics/regions.json").read_text())
+    assert counts["summary"]["method"] == "connected"
+    assert "method: connected" in (repo / "params.yaml").read_text()
 
 
 def test_exp_run_with_a_hydra_override(repo):

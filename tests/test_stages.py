@@ -61,10 +61,15 @@ def leftovers(work: Path) -> list[str]:
 @pytest.mark.slow
 def test_all_stages_in_order(tmp_path, tiny_image_dir):
     work = make_workdir(tmp_path, tiny_image_dir)
-    for stage in ("features", "cluster", "tune", "render"):
+    for stage in ("features", "cluster", "tune", "regions", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     labels = np.load(work / "data/labels/halves.npy")
+    # regions=clusters (the default): the segments are the labels, byte for byte
+    for which, folder in (("configured", "labels"), ("tuned", "tuned")):
+        for path in (work / "data" / folder).glob("*.npy"):
+            segments = work / "data/regions" / which / path.name
+            assert segments.read_bytes() == path.read_bytes()
     assert labels.shape == (24, 32) and labels.dtype == np.int32
     metrics = json.loads((work / "metrics/cluster.json").read_text())
     assert set(metrics["images"]) == {"halves", "bands", "bands_jpeg"}
@@ -150,7 +155,7 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
         cluster={"algorithm": "dbscan", "eps": 0.01, "min_samples": 5000},
         tune__space__dbscan={"min_samples": {"low": 4000, "high": 5000}},
     )
-    for stage in ("features", "cluster", "tune", "render"):
+    for stage in ("features", "cluster", "tune", "regions", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     metrics = json.loads((work / "metrics/cluster.json").read_text())
@@ -177,7 +182,7 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
         data__ground_truth=str(truth),
         tune__space__kmeans={"n_clusters": {"low": 2, "high": 2}},
     )
-    for stage in ("features", "cluster", "tune", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
@@ -201,7 +206,7 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         data__ground_truth=str(bsds / "groundTruth"),
         data__images=["100007.jpg", "100039.jpg"],
     )
-    for stage in ("features", "cluster", "tune", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
@@ -235,3 +240,46 @@ def test_tune_stage_searches_the_algorithm_and_colour_features(tmp_path, tiny_im
         assert scores["search_value"] == pytest.approx(scores["davies_bouldin"], rel=1e-3)
     header = (work / "plots/trials").glob("*.csv").__next__().read_text().splitlines()[0]
     assert header.startswith("trial,state,value,best_value,algorithm")
+
+
+@pytest.mark.slow
+def test_connected_regions_and_meanshift_through_the_stages(tmp_path, tiny_image_dir):
+    truth = tmp_path / "truth"
+    bands = np.zeros((30, 36), np.uint8)
+    bands[:, 12:24], bands[:, 24:] = 1, 2
+    write_image(truth / "bands.png", bands)
+    work = make_workdir(
+        tmp_path,
+        tiny_image_dir,
+        smoothing={"method": "meanshift", "spatial_radius": 5, "colour_radius": 20},
+        features={"name": "lab", "blocks": {"lab": {"weight": 1.0}}},
+        cluster={"algorithm": "kmeans", "n_clusters": 6, "n_init": 2, "max_iter": 100},
+        regions={"method": "connected", "min_area_fraction": 0.05, "connectivity": 1},
+        data__ground_truth=str(truth),
+    )
+    for stage in ("features", "cluster", "tune", "regions", "render", "evaluate"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+    counts = json.loads((work / "metrics/regions.json").read_text())
+    assert counts["summary"]["method"] == "connected"
+    bands_counts = counts["images"]["bands"]
+    assert bands_counts["configured_clusters"] == 6
+    assert bands_counts["configured_segments"] == 3  # six colour clusters, three bands
+    segments = np.load(work / "data/regions/configured/bands.npy")
+    assert np.bincount(segments.ravel()).min() >= 0.05 * segments.size
+    scores = json.loads((work / "metrics/evaluate.json").read_text())
+    assert scores["summary"]["segments"] == "connected"
+    assert scores["images"]["bands"]["configured"]["covering"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("stage", "change", "text"),
+    [
+        ("regions", {"regions": {"method": "connected", "min_area_fraction": 2}}, "< 1"),
+        ("features", {"smoothing": {"method": "meanshift", "sigma": 1}}, "unknown key"),
+    ],
+)
+def test_bad_regions_and_smoothing_params(tmp_path, tiny_image_dir, stage, change, text):
+    work = make_workdir(tmp_path, tiny_image_dir, **change)
+    assert_one_line_error(run_stage(work, stage), stage, text)
+    assert leftovers(work) == []
