@@ -292,7 +292,12 @@ def main() -> None:
     parser.add_argument(
         "--root", type=Path, default=DEFAULT_BSDS, help="BSDS-style folder (images/, groundTruth/)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="first N images only")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="stop after the N-th image (sorted by name)"
+    )
+    parser.add_argument(
+        "--skip", type=int, default=0, help="leave out the first N images (sorted by name)"
+    )
     parser.add_argument("--trials", type=int, default=5, help="Optuna trials per tuned row")
     parser.add_argument(
         "--max-points", type=int, default=2000, help="tune on at most this many pixels"
@@ -308,14 +313,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report_only:
-        results = json.loads(args.report_only.read_text())
+        results = sorted(json.loads(args.report_only.read_text()), key=lambda r: r["image"])
+        results = results[args.skip : args.limit]
         header = f"BSDS500 region benchmark: {len(results)} images (from {args.report_only})."
         report = "\n\n".join([header, rows_table(results), correlation_table(results)])
         print(report)
         if args.out:
             args.out.write_text(report + "\n", encoding="utf-8")
         return
-    images = sorted((args.root / "images").glob("*.jpg"))[: args.limit]
+    images = sorted((args.root / "images").glob("*.jpg"))[args.skip : args.limit]
     if not images:
         sys.exit(f"no images in {args.root / 'images'} (see --root)")
     jobs = [
