@@ -47,6 +47,20 @@ def test_every_group_combination_composes_and_validates(tmp_path, features, clus
 
 
 @pytest.mark.parametrize(
+    ("smoothing", "regions"),
+    list(
+        itertools.product(["none", "gaussian", "bilateral", "meanshift"], ["clusters", "connected"])
+    ),
+)
+def test_smoothing_and_regions_groups_compose_and_validate(tmp_path, smoothing, regions):
+    params = compose(tmp_path, [f"smoothing={smoothing}", f"regions={regions}"])
+    config = Config.from_dict(params)
+    assert config.smoothing.method == smoothing
+    assert config.regions.method == regions
+    assert 0 < config.regions.min_area_fraction < 1
+
+
+@pytest.mark.parametrize(
     "override",
     [
         "cluster.n_clusters=5",
@@ -57,12 +71,20 @@ def test_every_group_combination_composes_and_validates(tmp_path, features, clus
         "data.root=elsewhere",
         "backend=sklearn",
         "seed=7",
+        "regions.min_area_fraction=0.02",
+        "regions.connectivity=2",
+        "smoothing.sigma=2.5",
+        "smoothing.colour_radius=20.0",
     ],
 )
 def test_sweepable_keys_exist_in_their_group(tmp_path, override):
     group_choice = {
         "features.blocks.xy.weight": "features=intensity_xy",
         "features.blocks.sobel.ksize": "features=sobel",
+        "regions.min_area_fraction": "regions=connected",
+        "regions.connectivity": "regions=connected",
+        "smoothing.sigma": "smoothing=gaussian",
+        "smoothing.colour_radius": "smoothing=meanshift",
     }
     key = override.split("=")[0]
     overrides = [group_choice[key]] if key in group_choice else []
