@@ -355,12 +355,18 @@ def rows_table(results: list[dict[str, Any]]) -> str:
     for result in results:
         for name, row in result["rows"].items():
             totals[name].append(row)
+    # each "<row> · regions" right below its "<row>", whatever order the images gave
+    order = [
+        n for n in totals if not (n.endswith(" · regions") and n[: -len(" · regions")] in totals)
+    ]
+    order = [m for n in order for m in (n, f"{n} · regions") if m in totals]
     lines = [
         "| setting | Covering ↑ | PRI ↑ | VI bits ↓ | VI nats ↓ | ARI ↑ | mean k | mean segments"
         " | s / image |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, rows in totals.items():
+    for name in order:
+        rows = totals[name]
         scored = [r for r in rows if "missing" not in r]
         reasons = sorted({r["missing"] for r in rows if "missing" in r})
         if not scored:
@@ -378,6 +384,28 @@ def rows_table(results: list[dict[str, Any]]) -> str:
             f"{mean['seconds']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def correlation_over_images(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
+    """Spearman ρ over images (one feature set, one k) of criterion vs human score."""
+    out: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for label, *_ in GRID_FEATURES:
+        for k in GRID_K:
+            records = [
+                r
+                for result in results
+                for r in result["grid"]
+                if r["features"] == label and r["k"] == k
+            ]
+            for criterion, sign in CRITERIA.items():
+                usable = [r for r in records if r[criterion] is not None]
+                if len(usable) < 10:
+                    continue
+                crit = [sign * r[criterion] for r in usable]
+                for score in SCORES:
+                    human = [(-1 if score == "vi" else 1) * r[score] for r in usable]
+                    out[(criterion, score)].append(float(spearmanr(crit, human).statistic))
+    return out
 
 
 def correlation_table(results: list[dict[str, Any]]) -> str:
@@ -401,6 +429,22 @@ def correlation_table(results: list[dict[str, Any]]) -> str:
                 continue
             name = criterion.replace("_", "-")
             lines.append(f"| {name} | {segments} | " + " | ".join(cells) + " |")
+    over_images = correlation_over_images(results)
+    lines += [
+        "",
+        "Across images: Spearman ρ over the images between the criterion and the human score of "
+        "the clusters, for one feature set and one k, mean ± sd over (feature set, k) pairs "
+        "(does a better score mark a photo that is segmented better?).",
+        "",
+        "| criterion | ρ with Covering | ρ with PRI | ρ with −VI | ρ with ARI |",
+        "|---|---|---|---|---|",
+    ]
+    for criterion in CRITERIA:
+        cells = []
+        for score in SCORES:
+            values = over_images.get((criterion, score), [])
+            cells.append(f"{np.mean(values):+.3f} ± {np.std(values):.3f}" if values else "–")
+        lines.append(f"| {criterion.replace('_', '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
