@@ -95,3 +95,20 @@ def test_all_noise_renders_black_with_a_noise_legend():
     rgb = np.full((6, 8, 3), 90, np.uint8)
     panel = contour_panel(rgb, labels, colours, min_width=8, thickness=1)
     np.testing.assert_array_equal(panel, rgb)
+
+
+def test_a_long_legend_fits_inside_the_figure():
+    rng = np.random.default_rng(0)
+    many = rng.integers(0, 30, size=(60, 60)).astype(np.int32)
+    many[:5] = -1  # noise adds one more entry
+    few = np.repeat(np.arange(4, dtype=np.int32), 900).reshape(60, 60)
+    fig = cluster_map_figure([("many", many), ("few", few)], cmap="tab10", title="t")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        box = ax.get_legend().get_window_extent(renderer)
+        assert box.y0 >= 0, "the legend's last row is cut off"
+    assert len(fig.axes[0].get_legend().get_texts()) == 12  # 10 + "+20 more" + noise

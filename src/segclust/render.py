@@ -123,9 +123,23 @@ def cluster_map_figure(
 
     A panel whose labels are ``None`` (e.g. tuning found no valid clustering) says so.
     """
-    fig = Figure(figsize=(5 * len(panels), 5.2), dpi=dpi, layout="constrained")
+    drawn = []
+    for caption, labels in panels:
+        if labels is None:
+            drawn.append((caption, None, None, []))
+            continue
+        colours = cluster_colours(int(labels.max(initial=NOISE)) + 1, cmap)
+        drawn.append((caption, labels, colours, legend_handles(labels, colours)))
+    # 5 in wide maps, as tall as the image makes them, titles above and room below for the
+    # tallest legend (four entries a row): a fixed height cut long legends off
+    aspect = max(
+        (lab.shape[0] / lab.shape[1] for _, lab, *_ in drawn if lab is not None), default=1
+    )
+    rows = max((-(-len(handles) // 4) for *_, handles in drawn), default=1)
+    height = 0.8 + 5 * aspect + 0.3 * rows
+    fig = Figure(figsize=(5 * len(panels), height), dpi=dpi, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (caption, labels) in zip(axes, panels, strict=True):
+    for ax, (caption, labels, colours, handles) in zip(axes, drawn, strict=True):
         ax.set_axis_off()
         ax.set_title(caption)
         if labels is None:
@@ -133,14 +147,12 @@ def cluster_map_figure(
                 0.5, 0.5, "no valid clustering", ha="center", va="center", transform=ax.transAxes
             )
             continue
-        n = int(labels.max(initial=NOISE)) + 1
-        colours = cluster_colours(n, cmap)
         ax.imshow(colour_labels(labels, colours), interpolation="nearest")
         ax.legend(
-            handles=legend_handles(labels, colours),
+            handles=handles,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.01),
-            ncol=min(4, max(n, 1)),
+            ncol=min(4, max(len(handles), 1)),
             fontsize=8,
             frameon=False,
         )
@@ -148,8 +160,11 @@ def cluster_map_figure(
     return fig
 
 
-def legend_handles(labels: np.ndarray, colours: np.ndarray, limit: int = 12) -> list[Patch]:
-    """Legend entries "cluster k: share%" (largest first), plus noise when present."""
+def legend_handles(labels: np.ndarray, colours: np.ndarray, limit: int = 10) -> list[Patch]:
+    """Legend entries "cluster k: share%" (largest first), plus noise when present.
+
+    At most ``limit`` + 2 entries (three rows of four below a map): more would be cut off.
+    """
     total = labels.size
     ids, counts = np.unique(labels[labels != NOISE], return_counts=True)
     order = np.argsort(-counts, kind="stable")
