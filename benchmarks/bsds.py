@@ -60,7 +60,7 @@ from segclust.features import feature_matrix, to_display_rgb
 from segclust.groundtruth import read_bsds_mat
 from segclust.imageio import read_image
 from segclust.metrics import configured_metrics
-from segclust.regions import connected_regions, min_area_pixels
+from segclust.regions import segments_for
 from segclust.smoothing import smooth_image
 from segclust.tuning import tune_clustering
 
@@ -108,9 +108,7 @@ def features_of(
 def as_regions(labels: np.ndarray) -> tuple[np.ndarray, float]:
     """The connected-regions segmentation of a label map, and its seconds."""
     started = time.perf_counter()
-    regions = connected_regions(
-        labels, min_area_pixels(REGIONS.min_area_fraction, labels.size), REGIONS.connectivity
-    )
+    regions = segments_for(labels, REGIONS)
     return regions, time.perf_counter() - started
 
 

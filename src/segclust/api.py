@@ -28,7 +28,7 @@ from segclust.config import (
 )
 from segclust.features import feature_matrix
 from segclust.metrics import configured_metrics
-from segclust.regions import connected_regions, min_area_pixels
+from segclust.regions import segments_for
 from segclust.smoothing import smooth_image
 
 
@@ -150,11 +150,5 @@ def segment(
         metrics=metrics,
         feature_names=names,
     )
-    if regions_config.method == "clusters":
-        return result
-    segments = connected_regions(
-        result.labels,
-        min_area_pixels(regions_config.min_area_fraction, result.labels.size),
-        regions_config.connectivity,
-    )
+    segments = segments_for(result.labels, regions_config)
     return Segmentation(result.labels, result.metrics, result.feature_names, segments)

@@ -3,7 +3,7 @@
 ``regions.method: clusters`` keeps every cluster as one segment (the files are the labels'
 own bytes); ``connected`` makes each connected piece of a cluster a region and merges pieces
 under ``regions.min_area_fraction`` of the image into their nearest region
-(:func:`segclust.regions.connected_regions`). A stage of its own so that sweeping these
+(:func:`segclust.regions.segments_for`). A stage of its own so that sweeping these
 parameters re-runs only this stage, ``render`` and ``evaluate``, never the clustering.
 
 Outputs: ``data/regions/{configured,tuned}/<stem>.npy`` and ``metrics/regions.json`` (segments
@@ -18,9 +18,9 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from segclust.config import Config, RegionsConfig
+from segclust.config import Config
 from segclust.metrics import rounded
-from segclust.regions import connected_regions, min_area_pixels
+from segclust.regions import segments_for
 from segclust.stages._common import (
     LABELS_DIR,
     METRICS_DIR,
@@ -34,15 +34,6 @@ from segclust.stages._common import (
 )
 
 log = logging.getLogger("segclust")
-
-
-def segments(labels: np.ndarray, config: RegionsConfig) -> np.ndarray:
-    """The segment map of one label map under ``config``."""
-    if config.method == "clusters":
-        return labels
-    return connected_regions(
-        labels, min_area_pixels(config.min_area_fraction, labels.size), config.connectivity
-    )
 
 
 def _count(labels: np.ndarray) -> int:
@@ -61,7 +52,7 @@ def main(config: Config) -> None:
                 if not path.exists():  # tuning found no valid clustering for this image
                     continue
                 labels = np.load(path)
-                result = segments(labels, config.regions)
+                result = segments_for(labels, config.regions)
                 save_npy(out / which / f"{stem}.npy", result)
                 entry[f"{which}_clusters"] = _count(labels)
                 entry[f"{which}_segments"] = _count(result)
