@@ -414,6 +414,7 @@ class TuneConfig:
 
 
 REGION_METHODS = ("clusters", "connected")
+REGION_CONNECTIVITIES = (1, 2)  # scikit-image's: 4 or 8 neighbours
 # Each smoothing method's parameters: (name, kind, minimum, default); see segclust.smoothing.
 SMOOTHING_PARAMS: dict[str, tuple[tuple[str, str, float, float], ...]] = {
     "none": (),
@@ -473,7 +474,7 @@ class RegionsConfig:
                 f" got {fraction}"
             )
         connectivity = d.get("connectivity", cls.connectivity)
-        if connectivity not in (1, 2) or isinstance(connectivity, bool):
+        if connectivity not in REGION_CONNECTIVITIES or isinstance(connectivity, bool):
             raise ConfigError(
                 f"regions.connectivity must be 1 (4 neighbours) or 2 (8), got {connectivity!r}"
             )

@@ -19,9 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from segclust.clustering import NOISE, relabel_by_size
-from segclust.config import RegionsConfig
-
-CONNECTIVITIES = (1, 2)
+from segclust.config import REGION_CONNECTIVITIES, RegionsConfig
 
 
 def min_area_pixels(fraction: float, n_pixels: int) -> int:
@@ -44,7 +42,7 @@ def connected_regions(labels: np.ndarray, min_area: int, connectivity: int = 1) 
         raise ValueError(f"labels must be integers, not {labels.dtype}")
     if labels.min() < NOISE:
         raise ValueError("labels must be >= -1 (-1 is noise)")
-    if connectivity not in CONNECTIVITIES:
+    if connectivity not in REGION_CONNECTIVITIES:
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity}")
     if min_area < 1:
         raise ValueError(f"min_area must be >= 1 pixel, got {min_area}")
