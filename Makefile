@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-dev run test test-fast lint params bench clean
+.PHONY: setup setup-dev run test test-fast lint params deps bench clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -25,9 +25,10 @@ setup-dev: $(VENV)/.dev
 run: setup
 	dvc repro
 
-## Install test tools, then lint and run every test (what CI runs).
+## Install test tools, then lint, check dvc.yaml's deps, and run every test (what CI runs).
 test: setup-dev
 	ruff check .
+	python scripts/stage_deps.py --check
 	python -m pytest
 
 ## Unit tests only (skips the real `dvc repro` runs).
@@ -40,6 +41,14 @@ lint: setup-dev
 ## Rewrite params.yaml from conf/ (what `dvc exp run` does; `dvc repro` does not).
 params: setup
 	python scripts/compose_params.py
+
+## Rewrite each stage's src/ deps in dvc.yaml from its import closure.
+deps: setup
+	python scripts/stage_deps.py --write
+
+## A quick benchmark table (ours vs scikit-learn on every pixel, 0.25 MP; see benchmarks/).
+bench: setup-dev
+	python benchmarks/scale.py --sizes 0.25 --no-tune --no-dvc
 
 clean:
 	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache

@@ -2,13 +2,14 @@
 
 ``params.yaml`` (what DVC composes from ``conf/`` with Hydra) is a plain nested dict. It is
 validated here once, at the edge, into frozen dataclasses; every problem becomes a one-line
-:class:`~segclust.errors.ConfigError` that names the key and the allowed values. Plain
-dataclasses do the work: no schema library is needed for a config this size.
+:class:`~segclust.errors.ConfigError` that names the key and the allowed values. The
+pluggable kinds are validated from their registries' parameter specs
+(:mod:`segclust.algorithms`, :mod:`segclust.blocks`, :mod:`segclust.smoothing`), so a new
+entry there needs nothing here. Plain dataclasses do the work: no schema library is needed.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,66 +17,29 @@ from typing import Any
 
 import yaml
 
+from segclust.algorithms import ALGORITHMS, get_algorithm
+from segclust.blocks import get_block
 from segclust.errors import ConfigError
+from segclust.params import (
+    SearchRange,
+    choice,
+    integer,
+    no_unknown,
+    number,
+    search_range,
+    validate_params,
+)
+from segclust.smoothing import get_smoother
 
 SCALERS = ("standard", "minmax", "robust")
 # Tuning objectives (internal scores) and whether Optuna maximises them.
 OBJECTIVES = ("silhouette", "calinski_harabasz", "davies_bouldin")
 MAXIMISE = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False}
 SCALER_SCOPES = ("column", "block")
-# Feature blocks and their parameters with defaults (ints stay ints, floats floats).
-BLOCK_PARAMS: dict[str, dict[str, Any]] = {
-    "intensity": {},
-    "xy": {},
-    "sobel": {"ksize": 3, "sigma": 1.0},
-    "rgb": {},
-    "hsv": {},
-    "lab": {},
-    "lbp": {"points": 8, "radius": 1.0, "window": 15},
-    "glcm": {"levels": 8, "distance": 1, "window": 15},
-}
-BLOCK_MINIMA = {"levels": 2, "points": 4, "window": 3}
-# The seed's three feature sets, as blocks.
-SEED_PRESETS: dict[str, tuple[str, ...]] = {
-    "intensity": ("intensity",),
-    "intensity_xy": ("intensity", "xy"),
-    "sobel": ("sobel",),
-}
-ALGORITHMS = ("kmeans", "birch", "dbscan")
 BACKENDS = ("auto", "sklearn", "cuml")
-SOBEL_KSIZES = (1, 3, 5, 7)
+ParamRange = SearchRange  # the name tuning code used before the registries
 
-# Parameters each algorithm takes, besides ``algorithm`` itself.
-ALGORITHM_PARAMS: dict[str, tuple[str, ...]] = {
-    "kmeans": ("n_clusters", "n_init", "max_iter"),
-    "birch": ("n_clusters", "threshold", "branching_factor"),
-    "dbscan": ("eps", "min_samples"),
-}
-
-
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(allowed)}")
-    return str(value)
-
-
-def _int(value: Any, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def _float(value: Any, key: str, *, minimum: float = 0.0, inclusive: bool = False) -> float:
-    relation = ">=" if inclusive else ">"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key} must be a number {relation} {minimum:g}, got {value!r}")
-    number = float(value)
-    ok = number >= minimum if inclusive else number > minimum
-    if not math.isfinite(number) or not ok:
-        raise ConfigError(f"{key} must be a finite number {relation} {minimum:g}, got {value}")
-    return number
+_choice, _int, _float, _no_unknown = choice, integer, number, no_unknown
 
 
 def _section(params: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -85,14 +49,6 @@ def _section(params: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
     return value
-
-
-def _no_unknown(section: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(section) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -142,23 +98,11 @@ class BlockConfig:
     @classmethod
     def from_dict(cls, kind: str, d: Mapping[str, Any] | None) -> BlockConfig:
         key = f"features.blocks.{kind}"
-        _choice(kind, "features.blocks", tuple(BLOCK_PARAMS))
+        entry = get_block(kind)
         d = {} if d is None else d
         if not isinstance(d, Mapping):
             raise ConfigError(f"{key} must be a mapping like {{weight: 1.0}}, got {d!r}")
-        defaults = BLOCK_PARAMS[kind]
-        _no_unknown(d, key, ("weight", *defaults))
-        params: dict[str, Any] = {}
-        for name, default in defaults.items():
-            value = d.get(name, default)
-            if isinstance(default, int):
-                params[name] = _int(value, f"{key}.{name}", BLOCK_MINIMA.get(name, 1))
-            else:
-                params[name] = _float(value, f"{key}.{name}", inclusive=name == "sigma")
-        if kind == "sobel" and params["ksize"] not in SOBEL_KSIZES:
-            raise ConfigError(f"{key}.ksize must be one of {SOBEL_KSIZES}, got {params['ksize']}")
-        if "window" in params and params["window"] % 2 == 0:
-            raise ConfigError(f"{key}.window must be odd, got {params['window']}")
+        params = validate_params(entry.params, d, key, ignore=("weight",))
         weight = _float(d.get("weight", 1.0), f"{key}.weight", inclusive=True)
         return cls(kind=kind, weight=weight, params=params)
 
@@ -167,8 +111,9 @@ class BlockConfig:
 class FeatureConfig:
     """Which per-pixel features to build: named blocks of columns, each with a weight.
 
-    ``FeatureConfig("intensity_xy")`` gives a preset's blocks (the seed's three sets);
-    ``from_dict`` reads ``name`` (a label) and ``blocks`` from the ``features`` group.
+    ``FeatureConfig("lab")`` gives the blocks of the preset ``conf/features/lab.yaml``, the
+    file Hydra composes for ``features=lab``; ``from_dict`` reads ``name`` (a label) and
+    ``blocks`` from the ``features`` group.
     """
 
     name: str = "intensity"
@@ -176,13 +121,13 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if not self.blocks:
-            if self.name not in SEED_PRESETS:
-                raise ConfigError(
-                    f"features: {self.name!r} is not a preset (allowed: "
-                    f"{', '.join(SEED_PRESETS)}) and has no features.blocks"
-                )
-            preset = tuple(BlockConfig.from_dict(kind, {}) for kind in SEED_PRESETS[self.name])
-            object.__setattr__(self, "blocks", preset)
+            from segclust.presets import preset
+
+            blocks = preset("features", self.name).get("blocks")
+            if not blocks:
+                raise ConfigError(f"features: preset {self.name!r} has no blocks")
+            parsed = FeatureConfig.from_dict({"name": self.name, "blocks": blocks}).blocks
+            object.__setattr__(self, "blocks", parsed)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
@@ -224,15 +169,21 @@ class ScalerConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """One clustering algorithm and its parameters."""
+    """One clustering algorithm (:mod:`segclust.algorithms`) and its parameters.
+
+    ``ClusterConfig("dbscan")`` has that algorithm's registry defaults.
+    """
 
     algorithm: str = "kmeans"
-    params: Mapping[str, Any] = field(default_factory=lambda: {"n_clusters": 4})
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        entry = get_algorithm(self.algorithm)
+        object.__setattr__(self, "params", {**entry.default_params(), **self.params})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], key: str = "cluster") -> ClusterConfig:
-        algorithm = _choice(d.get("algorithm"), f"{key}.algorithm", ALGORITHMS)
-        _no_unknown(d, key, ("algorithm", *ALGORITHM_PARAMS[algorithm]))
+        algorithm = get_algorithm(d.get("algorithm"), f"{key}.algorithm").name
         return cls(algorithm=algorithm, params=validate_cluster_params(algorithm, d, key))
 
 
@@ -240,29 +191,14 @@ def validate_cluster_params(
     algorithm: str, d: Mapping[str, Any], key: str = "cluster"
 ) -> dict[str, Any]:
     """Check and fill defaults for one algorithm's parameters; returns a plain dict."""
-    _choice(algorithm, f"{key}.algorithm", ALGORITHMS)
-    unknown = sorted(set(d) - {"algorithm", *ALGORITHM_PARAMS[algorithm]})
+    entry = get_algorithm(algorithm, f"{key}.algorithm")
+    unknown = sorted(set(d) - {"algorithm", *entry.params})
     if unknown:
-        allowed = ", ".join(ALGORITHM_PARAMS[algorithm])
+        allowed = ", ".join(entry.params)
         raise ConfigError(
             f"{key}: unknown parameter(s) {', '.join(unknown)} for {algorithm}; allowed: {allowed}"
         )
-    if algorithm == "kmeans":
-        return {
-            "n_clusters": _int(d.get("n_clusters", 4), f"{key}.n_clusters", 2),
-            "n_init": _int(d.get("n_init", 4), f"{key}.n_init", 1),
-            "max_iter": _int(d.get("max_iter", 300), f"{key}.max_iter", 1),
-        }
-    if algorithm == "birch":
-        return {
-            "n_clusters": _int(d.get("n_clusters", 4), f"{key}.n_clusters", 2),
-            "threshold": _float(d.get("threshold", 0.5), f"{key}.threshold"),
-            "branching_factor": _int(d.get("branching_factor", 50), f"{key}.branching_factor", 2),
-        }
-    return {
-        "eps": _float(d.get("eps", 0.05), f"{key}.eps"),
-        "min_samples": _int(d.get("min_samples", 200), f"{key}.min_samples", 1),
-    }
+    return validate_params(entry.params, d, key, ignore=("algorithm",))
 
 
 @dataclass(frozen=True)
@@ -299,30 +235,42 @@ class MetricsConfig:
         )
 
 
-@dataclass(frozen=True)
-class ParamRange:
-    """One tunable parameter: an int or float range, optionally log-scaled."""
-
-    low: float
-    high: float
-    log: bool = False
-    is_int: bool = False
-
-
-# Which parameters of each algorithm are integers when tuned.
-_INT_PARAMS = {"n_clusters", "n_init", "max_iter", "branching_factor", "min_samples"}
-
-
-def _algorithms(value: Any, space: Mapping[str, Any]) -> tuple[str, ...]:
+def _algorithms(value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(a, str) for a in value):
         raise ConfigError(f"tune.algorithms must be a list like [kmeans, dbscan], got {value!r}")
     for algorithm in value:
-        _choice(algorithm, "tune.algorithms", ALGORITHMS)
-        if algorithm not in space:
-            raise ConfigError(f"tune.algorithms: {algorithm} has no tune.space.{algorithm}")
+        get_algorithm(algorithm, "tune.algorithms")
     if len(set(value)) != len(value):
         raise ConfigError(f"tune.algorithms lists an algorithm twice: {list(value)}")
     return tuple(value)
+
+
+def tune_space(raw_space: Any) -> dict[str, dict[str, SearchRange]]:
+    """Every algorithm's search space: the registry's default ranges, with ``tune.space``'s
+    entries (``{low, high, log}``, any subset) applied on top."""
+    raw_space = raw_space or {}
+    if not isinstance(raw_space, Mapping):
+        raise ConfigError("tune.space must map algorithm names to parameter ranges")
+    for algorithm, ranges in raw_space.items():
+        entry = get_algorithm(algorithm, "tune.space")
+        if not isinstance(ranges, Mapping):
+            raise ConfigError(f"tune.space.{algorithm} must map parameter names to ranges")
+        for param in ranges:
+            if param not in entry.params:
+                allowed = ", ".join(entry.params)
+                raise ConfigError(
+                    f"tune.space.{algorithm}.{param}: {algorithm} has no parameter {param!r}; "
+                    f"allowed: {allowed}"
+                )
+    space: dict[str, dict[str, SearchRange]] = {}
+    for name, entry in ALGORITHMS.items():
+        overrides = raw_space.get(name) or {}
+        space[name] = {
+            param: search_range(spec, overrides.get(param), f"tune.space.{name}.{param}")
+            for param, spec in entry.params.items()
+            if spec.search is not None or param in overrides
+        }
+    return space
 
 
 @dataclass(frozen=True)
@@ -333,7 +281,7 @@ class TuneConfig:
     max_points: int = 20000
     max_clusters: int = 20
     max_noise_fraction: float = 0.3
-    space: Mapping[str, Mapping[str, ParamRange]] = field(default_factory=dict)
+    space: Mapping[str, Mapping[str, SearchRange]] = field(default_factory=lambda: tune_space({}))
     objective: str = "silhouette"
     algorithms: tuple[str, ...] = ()  # two or more: the algorithm is searched too
 
@@ -357,39 +305,11 @@ class TuneConfig:
         )
         if max_noise > 1:
             raise ConfigError(f"tune.max_noise_fraction must be in (0, 1], got {max_noise}")
-        raw_space = d.get("space") or {}
-        if not isinstance(raw_space, Mapping):
-            raise ConfigError("tune.space must map algorithm names to parameter ranges")
-        space: dict[str, dict[str, ParamRange]] = {}
-        for algorithm, ranges in raw_space.items():
-            _choice(algorithm, "tune.space", ALGORITHMS)
-            if not isinstance(ranges, Mapping) or not ranges:
-                raise ConfigError(f"tune.space.{algorithm} must map parameter names to ranges")
-            space[algorithm] = {}
-            for param, spec in ranges.items():
-                key = f"tune.space.{algorithm}.{param}"
-                if param not in ALGORITHM_PARAMS[algorithm]:
-                    allowed = ", ".join(ALGORITHM_PARAMS[algorithm])
-                    raise ConfigError(
-                        f"{key}: {algorithm} has no parameter {param!r}; allowed: {allowed}"
-                    )
-                if not isinstance(spec, Mapping):
-                    raise ConfigError(f"{key} must be a mapping with low and high")
-                _no_unknown(spec, key, ("low", "high", "log"))
-                is_int = param in _INT_PARAMS
-                if is_int:
-                    minimum = 2 if param in ("n_clusters", "branching_factor") else 1
-                    low = _int(spec.get("low"), f"{key}.low", minimum)
-                    high = _int(spec.get("high"), f"{key}.high", minimum)
-                else:
-                    low = _float(spec.get("low"), f"{key}.low")
-                    high = _float(spec.get("high"), f"{key}.high")
-                if high < low:
-                    raise ConfigError(f"{key}: high ({high}) must be >= low ({low})")
-                log = spec.get("log", False)
-                if not isinstance(log, bool):
-                    raise ConfigError(f"{key}.log must be true or false, got {log!r}")
-                space[algorithm][param] = ParamRange(low=low, high=high, log=log, is_int=is_int)
+        space = tune_space(d.get("space"))
+        algorithms = _algorithms(d.get("algorithms") or ())
+        for algorithm in algorithms:
+            if not space[algorithm]:
+                raise ConfigError(f"tune.algorithms: {algorithm} has no tunable parameter")
         return cls(
             n_trials=_int(d.get("n_trials", cls.n_trials), "tune.n_trials", 1),
             max_points=_int(d.get("max_points", cls.max_points), "tune.max_points", 10),
@@ -397,35 +317,28 @@ class TuneConfig:
             max_noise_fraction=max_noise,
             space=space,
             objective=_choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
-            algorithms=_algorithms(d.get("algorithms") or (), space),
+            algorithms=algorithms,
         )
 
-    def alternatives(self) -> dict[str, Mapping[str, ParamRange]] | None:
+    def alternatives(self) -> dict[str, Mapping[str, SearchRange]] | None:
         """Algorithm → space when the algorithm is searched too (two or more listed)."""
         if len(self.algorithms) < 2:
             return None
         return {algorithm: self.space[algorithm] for algorithm in self.algorithms}
 
-    def space_for(self, algorithm: str) -> Mapping[str, ParamRange]:
-        if algorithm not in self.space:
-            listed = ", ".join(self.space) or "none"
-            raise ConfigError(f"tune.space has no entry for {algorithm!r} (it has: {listed})")
-        return self.space[algorithm]
+    def space_for(self, algorithm: str) -> Mapping[str, SearchRange]:
+        """The search space of ``algorithm``; a ConfigError when it has nothing to tune."""
+        space = self.space.get(algorithm)
+        if not space:
+            raise ConfigError(
+                f"tune.space.{algorithm}: no parameter of {algorithm} is tuned; give one, e.g. "
+                f"-S '+tune.space.{algorithm}.<param>={{low: 1, high: 2}}'"
+            )
+        return space
 
 
 REGION_METHODS = ("clusters", "connected")
 REGION_CONNECTIVITIES = (1, 2)  # scikit-image's: 4 or 8 neighbours
-# Each smoothing method's parameters: (name, kind, minimum, default); see segclust.smoothing.
-SMOOTHING_PARAMS: dict[str, tuple[tuple[str, str, float, float], ...]] = {
-    "none": (),
-    "gaussian": (("sigma", "float", 0.0, 1.0),),
-    "bilateral": (
-        ("diameter", "int", 1, 9),
-        ("sigma_colour", "float", 0.0, 30.0),
-        ("sigma_space", "float", 0.0, 7.0),
-    ),
-    "meanshift": (("spatial_radius", "int", 1, 7), ("colour_radius", "float", 0.0, 15.0)),
-}
 
 
 @dataclass(frozen=True)
@@ -437,18 +350,9 @@ class SmoothingConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SmoothingConfig:
-        method = _choice(d.get("method", "none"), "smoothing.method", tuple(SMOOTHING_PARAMS))
-        spec = SMOOTHING_PARAMS[method]
-        _no_unknown(d, f"smoothing ({method})", ("method", *(name for name, *_ in spec)))
-        params: dict[str, Any] = {}
-        for name, kind, minimum, default in spec:
-            key = f"smoothing.{name}"
-            value = d.get(name, default)
-            if kind == "int":
-                params[name] = _int(value, key, int(minimum))
-            else:
-                params[name] = _float(value, key, minimum=minimum)
-        return cls(method=method, params=params)
+        entry = get_smoother(d.get("method", "none"))
+        params = validate_params(entry.params, d, "smoothing", ignore=("method",))
+        return cls(method=entry.name, params=params)
 
 
 @dataclass(frozen=True)

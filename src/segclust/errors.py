@@ -15,3 +15,7 @@ class ImageInputError(SegclustError, ValueError):
 
 class BackendUnavailableError(SegclustError, RuntimeError):
     """A compute back-end was asked for explicitly but cannot run here."""
+
+
+class InputTooLargeError(SegclustError, ValueError):
+    """An input is larger than an algorithm's measured limit (see benchmarks/results)."""

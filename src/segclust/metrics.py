@@ -1,5 +1,10 @@
 """Internal quality scores of a clustering, on scikit-learn's metrics.
 
+Scores are always computed here, on the CPU, whatever back-end ran the clustering: the same
+labels give the same numbers on a laptop and on a GPU machine, and a tuning winner does not
+depend on the hardware. (The exact paths below are fast; cuML's silhouette would score one
+unweighted sample and differ.)
+
 Noise points (label -1) are left out of every score. With fewer than two clusters the
 scores are undefined: they are ``None`` and ``undefined_reason`` says why.
 
@@ -31,25 +36,19 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from segclust.backends import silhouette
 from segclust.compression import (
     RowCompression,
     compress_rows,
 )
 from segclust.config import MetricsConfig
+from segclust.labels import NOISE
+from segclust.report import rounded
 from segclust.silhouette import (
     dense_labels,
     silhouette_1d,
     silhouette_sampled,
     weighted_silhouette,
 )
-
-NOISE = -1
-
-
-def rounded(value: float) -> float:
-    """Round to 6 significant digits: stable JSON across runs, readable in ``dvc exp show``."""
-    return float(f"{value:.6g}")
 
 
 def cluster_metrics(
@@ -60,7 +59,6 @@ def cluster_metrics(
     max_exact: int = MetricsConfig.silhouette_max_exact,
     sample_size: int = MetricsConfig.silhouette_sample_size,
     reference_size: int = MetricsConfig.silhouette_reference_size,
-    backend: str = "sklearn",
     compression: RowCompression | str | None = "auto",
 ) -> dict[str, Any]:
     """Scores of ``labels`` (N,) on ``features`` (N×d); JSON-ready dict.
@@ -113,7 +111,6 @@ def cluster_metrics(
         max_exact=max_exact,
         sample_size=sample_size,
         reference_size=reference_size,
-        backend=backend,
         pairs=pairs,
     )
     if value is None:
@@ -217,7 +214,6 @@ def configured_metrics(
     config: MetricsConfig,
     *,
     seed: int = 0,
-    backend: str = "sklearn",
     compression: RowCompression | str | None = "auto",
 ) -> dict[str, Any]:
     """:func:`cluster_metrics` with the silhouette settings of the ``metrics`` config group."""
@@ -228,7 +224,6 @@ def configured_metrics(
         max_exact=config.silhouette_max_exact,
         sample_size=config.silhouette_sample_size,
         reference_size=config.silhouette_reference_size,
-        backend=backend,
         compression=compression,
     )
 
@@ -241,7 +236,6 @@ def _silhouette(
     max_exact: int,
     sample_size: int,
     reference_size: int,
-    backend: str,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> tuple[float | None, float | None, str, int]:
     """(value, standard error, method or reason, pixels scored) for non-noise pixels.
@@ -250,22 +244,15 @@ def _silhouette(
     ``pairs``: the distinct (row, label) pairs with counts, when rows repeat.
     """
     n = labels.size
-    if backend == "cuml":  # cuML scores on the GPU: one seeded sample, as it has no weights
-        rng = np.random.default_rng(seed)
-        pick = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
-        if np.unique(labels[pick]).size < 2:
-            return None, None, "silhouette sample holds one cluster", 0
-        value = silhouette(x[pick], labels[pick], backend)
-        if pick.size == n:
-            return value, 0.0, "exact", n
-        return value, None, "sampled", int(pick.size)
     if pairs is not None and (x.shape[1] == 1 or pairs[0].shape[0] <= max_exact):
         rows, pair_labels, counts = pairs
         return weighted_silhouette(rows, counts, pair_labels), 0.0, "exact", n
     if x.shape[1] == 1:
         return silhouette_1d(x[:, 0], labels), 0.0, "exact", n
     if sample_size >= n:  # a "sample" would be every pixel: score them all, exactly
-        return silhouette(x, labels, backend), 0.0, "exact", n
+        from sklearn.metrics import silhouette_score
+
+        return float(silhouette_score(x, labels)), 0.0, "exact", n
     try:
         value, stderr = silhouette_sampled(
             x, labels, n_query=sample_size, n_reference=reference_size, seed=seed

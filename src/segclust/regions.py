@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from segclust.clustering import NOISE, relabel_by_size
 from segclust.config import REGION_CONNECTIVITIES, RegionsConfig
+from segclust.labels import NOISE, relabel_by_size
 
 
 def min_area_pixels(fraction: float, n_pixels: int) -> int:

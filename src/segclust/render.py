@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-NOISE = -1
+from segclust.labels import NOISE
+
 NOISE_RGB = (0, 0, 0)
 
 

@@ -14,16 +14,20 @@ Where the search runs (``search`` in the results):
     every pixel, exactly, through the distinct feature rows and their counts (KMeans and
     DBSCAN when there are at most ``max_points`` distinct rows);
 ``subsample``
-    a seeded subsample of ``max_points`` pixels; the winner is refitted on every pixel.
-    DBSCAN's ``min_samples`` counts pixels, and a subsample holds a fraction f of them in
-    the same ``eps`` ball, so the refit keeps ``min_samples`` and shrinks ``eps`` by
-    f^(1/d) (d feature columns): the same density threshold, min_samples per ball volume.
-    (Scaling ``min_samples`` up instead would make the grid DBSCAN count up to hundreds of
-    thousands of neighbours per pixel: minutes at 12 MP.)
+    a seeded subsample of ``max_points`` pixels; the winner is refitted on every pixel,
+    through its registry entry's ``refit_rule`` where a parameter counts pixels (DBSCAN
+    keeps ``min_samples`` and shrinks ``eps`` to the same density; HDBSCAN scales
+    ``min_cluster_size``). Algorithms that need the pixel grid (Ward) are always searched
+    ``full``.
+
+The search space, the parameter types and the estimators all come from the algorithm
+registry (:mod:`segclust.algorithms`). Trials are scored by :mod:`segclust.metrics` on the
+CPU whatever back-end clusters, so the winner does not depend on the machine.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,19 +37,20 @@ from typing import Any
 import numpy as np
 import optuna
 
-from segclust.api import Segmentation, cluster_and_score
-from segclust.backends import supports_sample_weight
+from segclust.algorithms import get_algorithm
 from segclust.clustering import cluster_features
 from segclust.compression import RowCompression, compress_rows
 from segclust.config import (
     MAXIMISE,
     ClusterConfig,
     MetricsConfig,
-    ParamRange,
     TuneConfig,
     validate_cluster_params,
 )
-from segclust.metrics import calinski_harabasz_davies_bouldin, configured_metrics, rounded
+from segclust.metrics import calinski_harabasz_davies_bouldin, configured_metrics
+from segclust.params import SearchRange
+from segclust.report import rounded
+from segclust.segmentation import Segmentation, cluster_and_score
 from segclust.silhouette import dense_labels, weighted_silhouette
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,7 @@ class TuneResult:
 
 
 def suggest_params(
-    trial: optuna.Trial, space: Mapping[str, ParamRange], prefix: str = ""
+    trial: optuna.Trial, space: Mapping[str, SearchRange], prefix: str = ""
 ) -> dict[str, Any]:
     """Draw one value per tunable parameter from its range (Optuna names get ``prefix``)."""
     params: dict[str, Any] = {}
@@ -83,8 +88,8 @@ def suggest_params(
 def trial_algorithm(
     trial: optuna.Trial | optuna.trial.FrozenTrial,
     cluster: ClusterConfig,
-    space: Mapping[str, ParamRange],
-    alternatives: Mapping[str, Mapping[str, ParamRange]] | None,
+    space: Mapping[str, SearchRange],
+    alternatives: Mapping[str, Mapping[str, SearchRange]] | None,
 ) -> tuple[str, dict[str, Any]]:
     """The algorithm and validated parameters of a trial (live: drawn; frozen: read back).
 
@@ -123,9 +128,9 @@ def plan_search(
 ) -> tuple[str, np.ndarray | None]:
     """How to search: ``full``, ``compressed`` (exact) or ``subsample`` (with its rows)."""
     n_rows = features.shape[0]
-    if n_rows <= max_points:
+    if n_rows <= max_points or get_algorithm(algorithm).needs_grid:
         return "full", None
-    if supports_sample_weight(algorithm):
+    if get_algorithm(algorithm).sample_weight:
         if compress_rows(features, max_distinct_fraction=max_points / n_rows) is not None:
             return "compressed", None
     return "subsample", search_subset(n_rows, max_points, seed)
@@ -143,7 +148,7 @@ class _SearchRows:
         self.compression: RowCompression | str | None = "auto"
         self.representative: np.ndarray | None = None
         self.max_exact = max_exact
-        if supports_sample_weight(algorithm):
+        if get_algorithm(algorithm).sample_weight:
             self.compression = compress_rows(features)
         if isinstance(self.compression, RowCompression):
             self.representative = np.empty(self.compression.n_distinct, dtype=np.intp)
@@ -182,26 +187,30 @@ class _SearchRows:
 def make_objective(
     features: np.ndarray,
     cluster: ClusterConfig,
-    space: Mapping[str, ParamRange],
+    tune: TuneConfig,
     *,
     backend: str,
     seed: int,
     metrics: MetricsConfig,
-    max_clusters: int = TuneConfig.max_clusters,
-    max_noise_fraction: float = TuneConfig.max_noise_fraction,
-    objective: str = TuneConfig.objective,
-    alternatives: Mapping[str, Mapping[str, ParamRange]] | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """Optuna objective: cluster with the trial's params, return the ``objective`` score.
+    """Optuna objective: cluster with the trial's params, return the ``tune.objective`` score.
 
-    Clusterings with more than ``max_clusters`` clusters or more than
-    ``max_noise_fraction`` noise are pruned: the silhouette rewards both (single grey
+    The space is ``tune.space_for(cluster.algorithm)``, or the algorithm itself is searched
+    when ``tune.algorithms`` lists two or more. ``shape``: the H×W the rows form, when they
+    are every pixel (algorithms on the pixel grid need it).
+
+    Clusterings with more than ``tune.max_clusters`` clusters or more than
+    ``tune.max_noise_fraction`` noise are pruned: the silhouette rewards both (single grey
     levels as clusters score 1.0; DBSCAN scores higher by calling hard pixels noise).
 
     TPE often proposes a parameter set again (integer ranges are small); a repeat reuses
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
     """
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
+    alternatives = tune.alternatives()
+    space = {} if alternatives else tune.space_for(cluster.algorithm)
+    objective = tune.objective
     plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
     search_rows = _SearchRows(features, plan_algorithm, metrics.silhouette_max_exact)
 
@@ -217,24 +226,24 @@ def make_objective(
             params,
             backend=backend,
             seed=seed,
+            shape=shape,
             compression=search_rows.compression,
         )
-        scores = search_rows.scores(result.labels) if result.backend == "sklearn" else None
+        scores = search_rows.scores(result.labels)
         if scores is None:
             scores = configured_metrics(
                 features,
                 result.labels,
                 metrics,
                 seed=seed,
-                backend=result.backend,
                 compression=search_rows.compression,
             )
         attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
         if scores[objective] is None:
             attrs["reason"] = scores.get("undefined_reason", f"{objective} undefined")
-        elif scores["n_clusters"] > max_clusters:
+        elif scores["n_clusters"] > tune.max_clusters:
             attrs["reason"] = f"{scores['n_clusters']} clusters > tune.max_clusters"
-        elif scores["noise_fraction"] > max_noise_fraction:
+        elif scores["noise_fraction"] > tune.max_noise_fraction:
             attrs["reason"] = (
                 f"noise fraction {scores['noise_fraction']:.3g} > tune.max_noise_fraction"
             )
@@ -257,33 +266,29 @@ def tune_clustering(
     features: np.ndarray,
     shape: tuple[int, int],
     cluster: ClusterConfig,
-    space: Mapping[str, ParamRange],
+    tune: TuneConfig,
     *,
-    n_trials: int,
-    max_points: int,
-    max_clusters: int = TuneConfig.max_clusters,
-    max_noise_fraction: float = TuneConfig.max_noise_fraction,
-    objective: str = TuneConfig.objective,
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
     storage: optuna.storages.BaseStorage | None = None,
     study_name: str = "segclust",
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
-    alternatives: Mapping[str, Mapping[str, ParamRange]] | None = None,
 ) -> TuneResult:
     """Run the study on ``features`` (N×d of an H×W image) and refit the best trial.
 
-    ``alternatives`` (algorithm → space, two or more) makes the algorithm part of the
-    search; otherwise ``cluster.algorithm`` is tuned over ``space``.
+    ``tune`` says how many trials, on how many points, over which space, for which
+    objective; ``tune.algorithms`` (two or more) makes the algorithm part of the search,
+    otherwise ``cluster.algorithm`` is tuned and its other parameters keep ``cluster``'s.
     """
     metrics = metrics or MetricsConfig()
+    alternatives = tune.alternatives()
     plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
-    search, subset = plan_search(features, plan_algorithm, max_points, seed)
+    search, subset = plan_search(features, plan_algorithm, tune.max_points, seed)
     search_x = features if subset is None else features[subset]
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
-        direction="maximize" if MAXIMISE[objective] else "minimize",
+        direction="maximize" if MAXIMISE[tune.objective] else "minimize",
         sampler=sampler,
         storage=storage,
         study_name=study_name,
@@ -291,25 +296,24 @@ def tune_clustering(
     objective = make_objective(
         search_x,
         cluster,
-        space,
+        tune,
         backend=backend,
         seed=seed,
         metrics=metrics,
-        max_clusters=max_clusters,
-        max_noise_fraction=max_noise_fraction,
-        objective=objective,
-        alternatives=alternatives,
+        shape=shape if subset is None else None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
-        study.optimize(objective, n_trials=n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
+        study.optimize(objective, n_trials=tune.n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))
+    space = {} if alternatives else tune.space_for(cluster.algorithm)
     algorithm, best_params = trial_algorithm(study.best_trial, cluster, space, alternatives)
-    if search == "subsample" and algorithm == "dbscan":
-        best_params["eps"] = density_matched_eps(
-            best_params["eps"], search_x.shape[0], features.shape[0], features.shape[1]
+    refit_rule = get_algorithm(algorithm).refit_rule
+    if search == "subsample" and refit_rule is not None:
+        best_params = refit_rule(
+            best_params, search_x.shape[0], features.shape[0], features.shape[1]
         )
     best_cluster = ClusterConfig(algorithm=algorithm, params=best_params)
     best = cluster_and_score(
@@ -318,24 +322,16 @@ def tune_clustering(
     return TuneResult(study, best_params, best, search, int(search_x.shape[0]), algorithm)
 
 
-def density_matched_eps(eps: float, from_points: int, to_points: int, dims: int) -> float:
-    """The DBSCAN ``eps`` on ``to_points`` pixels with the density threshold that ``eps``
-    and the same ``min_samples`` have on ``from_points`` of them (a uniform sample).
-
-    Neighbour counts grow with the number of points and with eps^dims, so
-    eps' = eps · (from_points / to_points)^(1/dims).
-    """
-    return float(eps * (from_points / to_points) ** (1.0 / max(dims, 1)))
-
-
 def _planning_algorithm(
-    algorithm: str, alternatives: Mapping[str, Mapping[str, ParamRange]] | None
+    algorithm: str, alternatives: Mapping[str, Mapping[str, SearchRange]] | None
 ) -> str:
-    """The algorithm whose needs decide the search set: one without weights wins."""
+    """The algorithm whose needs decide the search set: one on the pixel grid wins (every
+    pixel), then one without weights (no distinct-row compression)."""
     if not alternatives or len(alternatives) < 2:
         return algorithm
-    unweighted = [a for a in alternatives if not supports_sample_weight(a)]
-    return unweighted[0] if unweighted else next(iter(alternatives))
+    grid = [a for a in alternatives if get_algorithm(a).needs_grid]
+    unweighted = [a for a in alternatives if not get_algorithm(a).sample_weight]
+    return (grid or unweighted or list(alternatives))[0]
 
 
 def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
@@ -366,3 +362,41 @@ def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
         row["reason"] = trial.user_attrs.get("reason", "")
         rows.append(row)
     return rows
+
+
+class _RecordingBackend(optuna.storages.journal.BaseJournalBackend):
+    """Optuna's journal operations kept in memory, in order (Optuna's public backend API)."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict[str, Any]] = []
+
+    def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
+        return self.logs[log_number_from:]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.logs.extend(logs)
+
+
+def study_journal_bytes(study: optuna.Study) -> bytes:
+    """The finished study as an Optuna journal file whose bytes depend only on its trials.
+
+    Optuna stamps every journal line with a random worker id and wall-clock times, which
+    would make DVC see a new output on every run. Here the trials are copied into a
+    JournalStorage (one create-trial line each) with no start or end times and one fixed
+    worker id, so the same parameters give the same file. Trial durations are in the stage's timings
+    file instead. ``optuna.load_study`` reads the file as any journal.
+    """
+    backend = _RecordingBackend()
+    storage = optuna.storages.JournalStorage(backend)
+    study_id = storage.create_new_study(list(study.directions), study.study_name)
+    for name, value in sorted(study.user_attrs.items()):
+        storage.set_study_user_attr(study_id, name, value)
+    for trial in study.get_trials(deepcopy=True):
+        trial.datetime_start = None
+        trial.datetime_complete = None
+        storage.create_new_trial(study_id, template_trial=trial)
+    lines = []
+    for log in backend.logs:
+        entry = {**log, "worker_id": "segclust"}  # one fixed writer, not a random uuid
+        lines.append(json.dumps(entry, separators=(",", ":"), sort_keys=True))
+    return ("\n".join(lines) + "\n").encode()

@@ -18,7 +18,7 @@ import numpy as np
 
 from segclust.config import Config, load_config
 from segclust.errors import SegclustError
-from segclust.metrics import rounded
+from segclust.report import rounded
 
 log = logging.getLogger("segclust")
 
@@ -84,6 +84,23 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_timings(stage: str, seconds: dict[str, float]) -> None:
+    """Wall seconds per image to ``metrics/timings/<stage>.json`` (and the log).
+
+    Deliberately not a DVC output: times change on every run, and a hashed output would make
+    ``dvc.lock`` change with them, so a fresh clone's ``make run`` would leave Git dirty. The
+    file is git-ignored; ``benchmarks/scale.py`` reads it.
+    """
+    write_json(TIMINGS_DIR / f"{stage}.json", {"seconds": seconds})
+    if seconds:
+        log.info(
+            "%.1f s over %d image(s), slowest %.1f s",
+            sum(seconds.values()),
+            len(seconds),
+            max(seconds.values()),
+        )
 
 
 def json_bytes(obj: Any) -> bytes:

@@ -14,14 +14,13 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from segclust.api import cluster_and_score
 from segclust.backends import resolve_backend
 from segclust.config import Config
+from segclust.segmentation import cluster_and_score
 from segclust.stages._common import (
     FEATURES_DIR,
     LABELS_DIR,
     METRICS_DIR,
-    TIMINGS_DIR,
     atomic_dir,
     describe,
     feature_entries,
@@ -29,6 +28,7 @@ from segclust.stages._common import (
     save_npy,
     summarise,
     write_json,
+    write_timings,
 )
 
 log = logging.getLogger("segclust")
@@ -59,7 +59,7 @@ def main(config: Config) -> None:
             timings[stem] = round(time.perf_counter() - started, 3)
             log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
     write_json(METRICS_DIR / "cluster.json", {"summary": summarise(per_image), "images": per_image})
-    write_json(TIMINGS_DIR / "cluster.json", {"seconds": timings})
+    write_timings("cluster", timings)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
-from segclust.metrics import rounded
+from segclust.report import rounded
 from segclust.stages._common import (
     METRICS_DIR,
     REGIONS_DIR,

@@ -20,12 +20,11 @@ from segclust.imageio import list_images, read_image
 from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
-    TIMINGS_DIR,
     atomic_dir,
     json_bytes,
     run_stage,
     save_npy,
-    write_json,
+    write_timings,
 )
 
 log = logging.getLogger("segclust")
@@ -66,7 +65,7 @@ def main(config: Config) -> None:
                 config.features.name,
                 matrix.shape,
             )
-    write_json(TIMINGS_DIR / "features.json", {"seconds": timings})
+    write_timings("features", timings)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
-from segclust.metrics import rounded
 from segclust.regions import segments_for
+from segclust.report import rounded
 from segclust.stages._common import (
     LABELS_DIR,
     METRICS_DIR,

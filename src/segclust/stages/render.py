@@ -14,12 +14,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
-from segclust.features import to_display_rgb, to_grey
 from segclust.imageio import read_image
+from segclust.pixels import to_display_rgb, to_grey
 from segclust.render import (
     captioned,
     cluster_colours,
@@ -31,11 +32,11 @@ from segclust.render import (
 from segclust.stages._common import (
     REGIONS_DIR,
     RENDER_DIR,
-    TIMINGS_DIR,
+    TUNED_DIR,
     atomic_dir,
     feature_entries,
     run_stage,
-    write_json,
+    write_timings,
 )
 
 log = logging.getLogger("segclust")
@@ -45,9 +46,7 @@ PNG_METADATA = {"Software": None}  # no version string: same bytes on every mach
 def main(config: Config) -> None:
     entries = feature_entries()
     timings: dict[str, float] = {}
-    algorithm = config.cluster.algorithm
-    if config.regions.method == "connected":
-        algorithm += " · regions"
+    suffix = " · regions" if config.regions.method == "connected" else ""
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
         for stem, sidecar in tqdm(entries, desc="render", unit="image", disable=None):
             started = time.perf_counter()
@@ -56,11 +55,13 @@ def main(config: Config) -> None:
             configured = np.load(REGIONS_DIR / "configured" / f"{stem}.npy")
             tuned_path = REGIONS_DIR / "tuned" / f"{stem}.npy"
             tuned = np.load(tuned_path) if tuned_path.exists() else None
+            configured_name = f"configured {config.cluster.algorithm}{suffix}"
+            tuned_name = f"tuned {_tuned_algorithm(stem, config)}{suffix}"
 
             fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
             fig.savefig(out / f"{stem}_grey.png", metadata=PNG_METADATA)
             fig = cluster_map_figure(
-                [(f"configured {algorithm}", configured), (f"tuned {algorithm}", tuned)],
+                [(configured_name, configured), (tuned_name, tuned)],
                 cmap=config.render.cmap,
                 title=f"{stem}: {config.features.name} features",
                 dpi=config.render.dpi,
@@ -69,10 +70,7 @@ def main(config: Config) -> None:
 
             panels = [
                 captioned(_contours(rgb, labels, config), caption)
-                for caption, labels in (
-                    (f"configured {algorithm}", configured),
-                    (f"tuned {algorithm}", tuned),
-                )
+                for caption, labels in ((configured_name, configured), (tuned_name, tuned))
                 if labels is not None
             ]
             contours = side_by_side(panels)
@@ -89,7 +87,17 @@ def main(config: Config) -> None:
                 if tuned is not None
                 else "configured only (tuning found no valid clustering)",
             )
-    write_json(TIMINGS_DIR / "render.json", {"seconds": timings})
+    write_timings("render", timings)
+
+
+def _tuned_algorithm(stem: str, config: Config) -> str:
+    """The algorithm of the tuned segmentation: the study's winner (``tune.algorithms`` may
+    search several), read from ``data/tuned/<stem>.yaml``."""
+    path = TUNED_DIR / f"{stem}.yaml"
+    if path.exists():
+        best = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return str(best.get("algorithm", config.cluster.algorithm))
+    return config.cluster.algorithm
 
 
 def _contours(rgb: np.ndarray, labels: np.ndarray, config: Config) -> np.ndarray:

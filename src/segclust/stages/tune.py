@@ -3,11 +3,15 @@
 Outputs, per image ``<stem>``:
 - ``data/tuned/<stem>.npy`` best labels at full resolution, ``data/tuned/<stem>.yaml``
   best parameters (and how the search was done);
-- ``data/studies/<stem>.journal`` the Optuna study (a JournalStorage file, rebuilt every
-  run; load it with ``optuna.load_study``);
+- ``data/studies/<stem>.journal`` the Optuna study (a JournalStorage file whose bytes depend
+  only on the trials, see :func:`segclust.tuning.study_journal_bytes`; load it with
+  ``optuna.load_study``);
 - ``plots/trials/<stem>.csv`` trial vs objective value (a DVC plot) and
   ``plots/history/<stem>.png`` Optuna's optimisation history;
 - ``metrics/tune.json`` best scores per image and their summary.
+
+Wall times go to ``metrics/timings/tune.json``, which DVC does not track (see
+:func:`segclust.stages._common.write_timings`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
-from segclust.metrics import rounded
+from segclust.report import rounded
 from segclust.stages._common import (
     FEATURES_DIR,
     HISTORY_DIR,
     METRICS_DIR,
     STUDIES_DIR,
-    TIMINGS_DIR,
     TRIALS_DIR,
     TUNED_DIR,
     atomic_dir,
@@ -43,8 +46,9 @@ from segclust.stages._common import (
     save_npy,
     summarise,
     write_json,
+    write_timings,
 )
-from segclust.tuning import trials_table, tune_clustering
+from segclust.tuning import study_journal_bytes, trials_table, tune_clustering
 
 log = logging.getLogger("segclust")
 
@@ -58,7 +62,8 @@ def main(config: Config) -> None:
     alternatives = config.tune.alternatives()
     for name in alternatives or (algorithm,):
         resolve_backend(config.backend, name)
-    space = config.tune.space_for(algorithm)
+    if not alternatives:
+        config.tune.space_for(algorithm)  # fail early when nothing is tunable
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -72,9 +77,6 @@ def main(config: Config) -> None:
         for stem, sidecar in tqdm(entries, desc="tune", unit="image", disable=None):
             started = time.perf_counter()
             features = np.load(FEATURES_DIR / f"{stem}.npy")
-            storage = optuna.storages.JournalStorage(
-                optuna.storages.journal.JournalFileBackend(str(studies / f"{stem}.journal"))
-            )
             with tqdm(
                 total=config.tune.n_trials,
                 desc=f"  {stem}",
@@ -86,20 +88,14 @@ def main(config: Config) -> None:
                     features,
                     (sidecar["height"], sidecar["width"]),
                     config.cluster,
-                    space,
-                    n_trials=config.tune.n_trials,
-                    max_points=config.tune.max_points,
-                    max_clusters=config.tune.max_clusters,
-                    max_noise_fraction=config.tune.max_noise_fraction,
-                    objective=config.tune.objective,
-                    alternatives=alternatives,
+                    config.tune,
                     backend=config.backend,
                     seed=config.seed,
                     metrics=config.metrics,
-                    storage=storage,
                     study_name=stem,
                     callbacks=[lambda _study, _trial: bar.update()],
                 )
+            (studies / f"{stem}.journal").write_bytes(study_journal_bytes(result.study))
             rows = trials_table(result.study)
             (trials_dir / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
             _save_history(
@@ -111,7 +107,7 @@ def main(config: Config) -> None:
             )
             states = [r["state"] for r in rows]
             scores: dict = {
-                "algorithm": algorithm,
+                "algorithm": result.algorithm or algorithm,
                 "search": result.search,
                 "search_points": result.search_points,
                 "trials_complete": states.count("COMPLETE"),
@@ -161,7 +157,7 @@ def main(config: Config) -> None:
     summary["images"] = len(per_image)
     summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
     write_json(METRICS_DIR / "tune.json", {"summary": summary, "images": per_image})
-    write_json(TIMINGS_DIR / "tune.json", {"seconds": timings})
+    write_timings("tune", timings)
 
 
 def _csv(rows: list[dict]) -> str:
