@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from segclust import ConfigError, segment
+from segclust.algorithms import ALGORITHMS
 from tests.conftest import three_region_bgr, two_region_grey
 
 
@@ -44,8 +45,8 @@ def test_sobel_features_segment_edges_from_flat_areas():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"algorithm": "spectral"}, "allowed: kmeans, birch, dbscan"),
-        ({"features": "hog"}, "allowed: intensity, intensity_xy, sobel"),
+        ({"algorithm": "spectral"}, f"allowed: {', '.join(ALGORITHMS)}"),
+        ({"features": "hog"}, "allowed: hsv, intensity, intensity_xy, lab, lab_texture"),
         ({"n_clusters": 1}, "n_clusters must be an integer >= 2"),
         ({"algorithm": "dbscan", "eps": 0}, "eps must be a finite number > 0"),
         ({"algorithm": "dbscan", "min_samples": 0}, "min_samples must be an integer >= 1"),

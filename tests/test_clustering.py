@@ -7,7 +7,8 @@ import pytest
 from sklearn.cluster import DBSCAN, KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from segclust.clustering import cluster_features, distinct_rows, relabel_by_size
+from segclust.clustering import cluster_features, distinct_rows
+from segclust.labels import relabel_by_size
 
 
 def grey_levels(n: int = 3000, seed: int = 0) -> np.ndarray:
@@ -129,9 +130,9 @@ def test_continuous_dbscan_runs_on_the_grid_package_with_sklearns_core_and_noise
 def test_large_birch_is_built_on_a_subsample_and_agrees_with_full_birch(monkeypatch):
     from sklearn.cluster import Birch
 
-    import segclust.clustering as clustering
+    import segclust.algorithms as algorithms
 
-    monkeypatch.setattr(clustering, "BIRCH_MAX_FIT_ROWS", 600)
+    monkeypatch.setattr(algorithms, "BIRCH_MAX_FIT_ROWS", 600)
     rng = np.random.default_rng(6)
     centres = np.array([[0, 0], [4, 0], [0, 4]], dtype=np.float32)
     x = (centres[rng.integers(0, 3, 3000)] + rng.normal(0, 0.5, (3000, 2))).astype(np.float32)
@@ -145,9 +146,9 @@ def test_large_birch_is_built_on_a_subsample_and_agrees_with_full_birch(monkeypa
 
 
 def test_large_kmeans_starts_from_a_subsample_and_matches_naive(monkeypatch):
-    import segclust.clustering as clustering
+    import segclust.algorithms as algorithms
 
-    monkeypatch.setattr(clustering, "KMEANS_INIT_ROWS", 600)
+    monkeypatch.setattr(algorithms, "KMEANS_INIT_ROWS", 600)
     rng = np.random.default_rng(8)
     centres = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]], dtype=np.float32)
     x = (centres[rng.integers(0, 4, 6000)] + rng.normal(0, 0.7, (6000, 3))).astype(np.float32)

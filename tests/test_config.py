@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from segclust.algorithms import ALGORITHMS
 from segclust.config import Config, ConfigError, load_config
 from tests.conftest import REPO_ROOT
 
@@ -114,7 +115,7 @@ def base_params(tmp_path: Path) -> dict:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("cluster", "algorithm"), "spectral", "allowed: kmeans, birch, dbscan"),
+        (("cluster", "algorithm"), "spectral", f"allowed: {', '.join(ALGORITHMS)}"),
         (("features", "blocks"), {"hog": {}}, "features.blocks: unknown value 'hog'"),
         (("features", "blocks"), {"xy": {"weight": -1}}, "features.blocks.xy.weight must be"),
         (("features", "blocks"), {"lab": {"size": 3}}, "unknown key.s. size"),
@@ -162,7 +163,7 @@ def test_bad_values_name_the_key(tmp_path, path, value, message):
             "dbscan",
             "n_clusters",
             3,
-            r"unknown key.*n_clusters.*allowed: algorithm, eps, min_samples",
+            r"unknown parameter.*n_clusters for dbscan; allowed: eps, min_samples",
         ),
     ],
 )
@@ -175,7 +176,7 @@ def test_out_of_range_cluster_params(tmp_path, group, key, value, message):
 
 def test_tune_range_with_high_below_low(tmp_path):
     params = base_params(tmp_path)
-    params["tune"]["space"]["kmeans"]["n_clusters"] = {"low": 6, "high": 3}
+    params["tune"]["space"] = {"kmeans": {"n_clusters": {"low": 6, "high": 3}}}
     with pytest.raises(ConfigError, match=r"tune.space.kmeans.n_clusters: high \(3\)"):
         Config.from_dict(params)
 

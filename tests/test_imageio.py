@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from segclust.errors import ImageInputError
-from segclust.pixels import to_display_rgb, to_grey
 from segclust.imageio import list_images, read_image, safe_join
+from segclust.pixels import to_display_rgb, to_grey
 from tests.conftest import three_region_bgr, two_region_grey, write_image
 
 EXTS = (".png", ".jpg", ".jpeg")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from segclust.algorithms import ALGORITHMS
 from tests.conftest import REPO_ROOT, write_image
 
 
@@ -100,7 +101,7 @@ def test_empty_folder(tmp_path):
     ("change", "text"),
     [
         ({"cluster__n_clusters": 1}, "cluster.n_clusters must be an integer >= 2, got 1"),
-        ({"cluster__algorithm": "meanshift"}, "allowed: kmeans, birch, dbscan"),
+        ({"cluster__algorithm": "meanshift"}, f"allowed: {', '.join(ALGORITHMS)}"),
         ({"backend": "gpu"}, "allowed: auto, sklearn, cuml"),
         ({"features__blocks": {"hog": {}}}, "features.blocks: unknown value 'hog'"),
         ({"features__blocks": {"lbp": {"window": 4}}}, "features.blocks.lbp.window must be odd"),

@@ -7,8 +7,10 @@ import optuna
 import pytest
 
 from segclust import tuning
-from segclust.config import ClusterConfig, FeatureConfig, ParamRange, ScalerConfig
+from segclust.algorithms import density_matched_eps
+from segclust.config import ClusterConfig, FeatureConfig, ScalerConfig, TuneConfig
 from segclust.features import feature_matrix, to_grey
+from segclust.params import SearchRange as ParamRange
 from tests.conftest import two_region_grey
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -24,9 +26,20 @@ KMEANS = ClusterConfig("kmeans", {"n_clusters": 4, "n_init": 2, "max_iter": 100}
 KMEANS_SPACE = {"n_clusters": ParamRange(2, 4, is_int=True)}
 
 
+def tune(cluster, space, alternatives=None, **settings):
+    """A TuneConfig searching ``space`` for ``cluster.algorithm`` (or ``alternatives``)."""
+    spaces = dict(TuneConfig().space)
+    spaces[cluster.algorithm] = space
+    spaces.update(alternatives or {})
+    algorithms = tuple(alternatives or ())
+    return TuneConfig(space=spaces, algorithms=algorithms, **settings)
+
+
 def test_tuning_finds_the_two_halves():
     x, shape = halves_features()
-    result = tuning.tune_clustering(x, shape, KMEANS, KMEANS_SPACE, n_trials=12, max_points=10_000)
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, tune(KMEANS, KMEANS_SPACE, n_trials=12, max_points=10_000)
+    )
     tried = {t.params["n_clusters"] for t in result.study.trials}
     assert tried == {2, 3, 4}
     assert result.best_params["n_clusters"] == 2
@@ -42,7 +55,7 @@ def test_same_seed_same_trials():
     rows = [
         tuning.trials_table(
             tuning.tune_clustering(
-                x, shape, KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000, seed=5
+                x, shape, KMEANS, tune(KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000), seed=5
             ).study
         )
         for _ in range(2)
@@ -54,7 +67,9 @@ def test_degenerate_trials_are_pruned_and_the_study_goes_on():
     x, shape = halves_features()
     dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
     space = {"eps": ParamRange(1e-6, 5.0, log=True), "min_samples": ParamRange(1, 5, is_int=True)}
-    result = tuning.tune_clustering(x, shape, dbscan, space, n_trials=12, max_points=10_000)
+    result = tuning.tune_clustering(
+        x, shape, dbscan, tune(dbscan, space, n_trials=12, max_points=10_000)
+    )
     states = [t.state for t in result.study.trials]
     assert len(states) == 12
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -77,7 +92,9 @@ def test_an_exception_fails_one_trial_not_the_study(monkeypatch):
 
     monkeypatch.setattr(tuning, "cluster_features", flaky)
     space = {"n_clusters": ParamRange(2, 30, is_int=True)}
-    result = tuning.tune_clustering(x, shape, KMEANS, space, n_trials=5, max_points=10_000)
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, tune(KMEANS, space, n_trials=5, max_points=10_000)
+    )
     states = [t.state.name for t in result.study.trials]
     assert states.count("FAIL") == 1 and len(states) == 5
     assert result.best is not None
@@ -89,14 +106,18 @@ def test_no_valid_trial_returns_no_best():
     shape = (15, 20)
     dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
     space = {"eps": ParamRange(1e-7, 1e-6, log=True)}  # every pixel is noise
-    result = tuning.tune_clustering(x, shape, dbscan, space, n_trials=3, max_points=10_000)
+    result = tuning.tune_clustering(
+        x, shape, dbscan, tune(dbscan, space, n_trials=3, max_points=10_000)
+    )
     assert result.best is None and result.best_params is None
 
 
 def test_few_distinct_rows_are_searched_exactly_on_all_pixels():
     x, shape = halves_features(40, 50)
     assert np.unique(x).size < 300 < x.shape[0]
-    result = tuning.tune_clustering(x, shape, KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, tune(KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    )
     assert result.search == "compressed" and result.search_points == x.shape[0]
     assert result.study.best_value == result.best.metrics["silhouette"]
 
@@ -104,7 +125,9 @@ def test_few_distinct_rows_are_searched_exactly_on_all_pixels():
 def test_continuous_features_are_searched_on_a_subsample_and_refitted_in_full():
     grey = to_grey(two_region_grey(40, 50))
     x, _ = feature_matrix(grey, FeatureConfig("intensity_xy"), ScalerConfig("standard"))
-    result = tuning.tune_clustering(x, grey.shape, KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    result = tuning.tune_clustering(
+        x, grey.shape, KMEANS, tune(KMEANS, KMEANS_SPACE, n_trials=4, max_points=300)
+    )
     assert result.search == "subsample" and result.search_points == 300
     assert result.best.labels.shape == grey.shape
 
@@ -113,7 +136,7 @@ def test_too_many_clusters_are_pruned_as_degenerate():
     x, shape = halves_features()
     space = {"n_clusters": ParamRange(5, 6, is_int=True)}
     result = tuning.tune_clustering(
-        x, shape, KMEANS, space, n_trials=3, max_points=10_000, max_clusters=4
+        x, shape, KMEANS, tune(KMEANS, space, n_trials=3, max_points=10_000, max_clusters=4)
     )
     assert result.best is None
     reasons = {t.user_attrs["reason"] for t in result.study.trials}
@@ -127,7 +150,10 @@ def test_mostly_noise_is_pruned_as_degenerate():
     dbscan = ClusterConfig("dbscan", {"eps": 0.1, "min_samples": 5})
     space = {"eps": ParamRange(0.02, 0.03)}
     result = tuning.tune_clustering(
-        x, (20, 20), dbscan, space, n_trials=2, max_points=10_000, max_noise_fraction=0.2
+        x,
+        (20, 20),
+        dbscan,
+        tune(dbscan, space, n_trials=2, max_points=10_000, max_noise_fraction=0.2),
     )
     for trial in result.study.trials:
         assert trial.state == optuna.trial.TrialState.PRUNED
@@ -145,7 +171,9 @@ def test_search_subset_is_seeded_sorted_and_none_when_small():
 @pytest.mark.parametrize("bad", [{"n_clusters": ParamRange(1, 2, is_int=True)}])
 def test_out_of_range_suggestions_fail_the_trial_with_the_key(bad):
     x, shape = halves_features()
-    result = tuning.tune_clustering(x, shape, KMEANS, bad, n_trials=6, max_points=10_000)
+    result = tuning.tune_clustering(
+        x, shape, KMEANS, tune(KMEANS, bad, n_trials=6, max_points=10_000)
+    )
     failed = [t for t in result.study.trials if t.state.name == "FAIL"]
     assert failed and all(t.params["n_clusters"] == 1 for t in failed)
 
@@ -173,7 +201,9 @@ def test_subsampled_dbscan_refit_keeps_the_density_of_the_search():
     x, _ = feature_matrix(grey, FeatureConfig("intensity_xy"), ScalerConfig("standard"))
     dbscan = ClusterConfig("dbscan", {"eps": 0.3, "min_samples": 10})
     space = {"eps": ParamRange(0.2, 0.6)}
-    result = tuning.tune_clustering(x, grey.shape, dbscan, space, n_trials=3, max_points=500)
+    result = tuning.tune_clustering(
+        x, grey.shape, dbscan, tune(dbscan, space, n_trials=3, max_points=500)
+    )
     assert result.search == "subsample"
     searched = result.study.best_trial.params["eps"]
     assert result.best_params["min_samples"] == 10
@@ -185,7 +215,7 @@ def test_density_matched_eps_keeps_the_neighbour_count_of_uniform_points():
     rng = np.random.default_rng(12)
     full = rng.uniform(0, 1, (40_000, 2))
     sample = full[:4000]
-    eps = tuning.density_matched_eps(0.05, 4000, 40_000, 2)
+    eps = density_matched_eps(0.05, 4000, 40_000, 2)
     assert eps == pytest.approx(0.05 / np.sqrt(10))
     centre = np.array([0.5, 0.5])
     in_sample = (np.linalg.norm(sample - centre, axis=1) < 0.05).sum()
@@ -206,7 +236,10 @@ def test_each_objective_is_optimised_in_its_direction(objective, direction):
 
     x, shape = halves_features()
     result = tuning.tune_clustering(
-        x, shape, KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000, objective=objective
+        x,
+        shape,
+        KMEANS,
+        tune(KMEANS, KMEANS_SPACE, n_trials=6, max_points=10_000, objective=objective),
     )
     assert result.study.direction.name == direction
     values = [t.value for t in result.study.trials if t.value is not None]
@@ -237,7 +270,7 @@ def test_the_algorithm_can_be_searched_with_conditional_parameters():
         "dbscan": {"eps": ParamRange(0.05, 1.0, log=True)},
     }
     result = tuning.tune_clustering(
-        x, shape, KMEANS, KMEANS_SPACE, n_trials=12, max_points=10_000, alternatives=alternatives
+        x, shape, KMEANS, tune(KMEANS, KMEANS_SPACE, alternatives, n_trials=12, max_points=10_000)
     )
     tried = {t.params["algorithm"] for t in result.study.trials}
     assert len(tried) >= 2
