@@ -33,6 +33,7 @@ import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ import optuna
 import yaml
 from scipy.stats import spearmanr
 
-from segclust.api import cluster_and_score
+from segclust.algorithms import ALGORITHMS as REGISTRY
 from segclust.clustering import cluster_features
 from segclust.config import (
     ClusterConfig,
@@ -56,18 +57,21 @@ from segclust.config import (
     TuneConfig,
 )
 from segclust.evaluation import compare_to_annotators
-from segclust.features import feature_matrix, to_display_rgb
+from segclust.features import feature_matrix
 from segclust.groundtruth import read_bsds_mat
 from segclust.imageio import read_image
 from segclust.metrics import configured_metrics
+from segclust.pixels import to_display_rgb
 from segclust.regions import segments_for
+from segclust.segmentation import cluster_and_score
 from segclust.smoothing import smooth_image
 from segclust.tuning import tune_clustering
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BSDS = ROOT.parent / "shared" / "data" / "bsds500"
 SEED_FEATURES = ("intensity", "intensity_xy", "sobel")
-ALGORITHMS = ("kmeans", "birch", "dbscan")
+# Every registered algorithm (segclust.algorithms): a new entry is benchmarked without edits here.
+ALGORITHMS = tuple(REGISTRY)
 # (row label, conf/features preset, scaler scope, conf/smoothing preset) of the KMeans grid.
 GRID_FEATURES = (
     ("intensity", "intensity", "column", "none"),
@@ -130,11 +134,7 @@ def seed_rows(image: np.ndarray, trials: int, max_points: int, seed: int) -> lis
                 x,
                 shape,
                 cluster,
-                tune.space_for(algorithm),
-                n_trials=trials,
-                max_points=max_points,
-                max_clusters=tune.max_clusters,
-                max_noise_fraction=tune.max_noise_fraction,
+                replace(tune, n_trials=trials, max_points=max_points),
                 seed=seed,
                 metrics=METRICS,
             )

@@ -34,10 +34,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from segclust import algorithms as _registry
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "samples" / "chelsea.png"
 FEATURES = ("intensity", "intensity_xy", "sobel")
-ALGORITHMS = ("kmeans", "birch", "dbscan")
+# Every registered algorithm (segclust.algorithms): a new entry is benchmarked without edits here.
+ALGORITHMS = tuple(_registry.ALGORITHMS)
 NOISE_SIGMA = 3.0  # grey levels (of 255) of Gaussian noise in the "noisy" variant
 # DBSCAN's min_samples counts pixels; conf/cluster/dbscan.yaml is set for the ~25k-pixel
 # bundled samples. Neighbour counts grow with N, so eps is shrunk by
@@ -66,11 +69,11 @@ def make_photo(megapixels: float, noisy: bool, seed: int = 0) -> np.ndarray:
 
 
 def cluster_params(algorithm: str, n_pixels: int, dims: int) -> dict[str, Any]:
-    from segclust.tuning import density_matched_eps
-
     params = load_group("cluster", algorithm)
-    if algorithm == "dbscan":
-        params["eps"] = density_matched_eps(params["eps"], SAMPLE_PIXELS, n_pixels, dims)
+    params.pop("algorithm")
+    rule = _registry.ALGORITHMS[algorithm].refit_rule
+    if rule is not None and n_pixels > SAMPLE_PIXELS:  # same density as on the samples
+        params = rule(params, SAMPLE_PIXELS, n_pixels, dims)
     return params
 
 
@@ -106,13 +109,14 @@ def peak_gb() -> float:
 
 
 def warm_up() -> None:
-    """One tiny fit of each estimator, so neither side pays OpenMP / BLAS start-up."""
-    from sklearn.cluster import DBSCAN, Birch, KMeans
-
+    """One tiny fit of each registered estimator, so neither side pays OpenMP / BLAS start-up."""
     x = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
-    KMeans(3, n_init=1, random_state=0).fit(x, sample_weight=np.ones(300))
-    Birch(n_clusters=3).fit(x)
-    DBSCAN(eps=0.5, min_samples=5).fit(x)
+    context = _registry.FitContext(seed=0, shape=(15, 20))
+    for entry in _registry.ALGORITHMS.values():
+        params = entry.default_params()
+        if "min_cluster_size" in params:
+            params["min_cluster_size"] = 10
+        entry.sklearn(params, context).fit_predict(x)
 
 
 def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -128,7 +132,9 @@ def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
     )
     warm_up()
     started = time.perf_counter()
-    result = cluster_features(x, cluster.algorithm, dict(cluster.params), seed=0)
+    result = cluster_features(
+        x, cluster.algorithm, dict(cluster.params), seed=0, shape=photo.shape[:2]
+    )
     cluster_s = time.perf_counter() - started
     started = time.perf_counter()
     scores = configured_metrics(
@@ -157,23 +163,12 @@ def run_ours(job: dict[str, Any], out: Path) -> dict[str, Any]:
 
 
 def run_naive(job: dict[str, Any], out: Path) -> dict[str, Any]:
-    """The seed's way: the scikit-learn estimator on every pixel, no compression."""
-    from sklearn.cluster import DBSCAN, Birch, KMeans
-
+    """The seed's way: the registry's scikit-learn estimator on every pixel, no compression."""
     photo = make_photo(job["mp"], job["noisy"])
-    x, _, _ = features_for(photo, job["feature"])
+    x, shape, _ = features_for(photo, job["feature"])
     p = cluster_params(job["algorithm"], x.shape[0], x.shape[1])
-    estimator = {
-        "kmeans": lambda: KMeans(
-            p["n_clusters"], n_init=p["n_init"], max_iter=p["max_iter"], random_state=0
-        ),
-        "birch": lambda: Birch(
-            n_clusters=p["n_clusters"],
-            threshold=p["threshold"],
-            branching_factor=p["branching_factor"],
-        ),
-        "dbscan": lambda: DBSCAN(eps=p["eps"], min_samples=p["min_samples"]),
-    }[job["algorithm"]]()
+    entry = _registry.ALGORITHMS[job["algorithm"]]
+    estimator = entry.sklearn(p, _registry.FitContext(seed=0, shape=shape))
     warm_up()
     started = time.perf_counter()
     labels = estimator.fit_predict(x)
@@ -314,9 +309,12 @@ def row(
 
 def tune_row(megapixels: float, trials: int) -> str:
     """Optuna tuning of every algorithm on one photo: search mode and wall time."""
+    from dataclasses import replace
+
     import optuna
 
     from segclust.config import ClusterConfig, MetricsConfig, TuneConfig
+    from segclust.errors import InputTooLargeError
     from segclust.tuning import tune_clustering
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -330,17 +328,13 @@ def tune_row(megapixels: float, trials: int) -> str:
                 {"algorithm": algorithm, **cluster_params(algorithm, x.shape[0], x.shape[1])}
             )
             started = time.perf_counter()
-            result = tune_clustering(
-                x,
-                shape,
-                cluster,
-                tune.space_for(algorithm),
-                n_trials=trials,
-                max_points=tune.max_points,
-                max_clusters=tune.max_clusters,
-                max_noise_fraction=tune.max_noise_fraction,
-                metrics=MetricsConfig(),
-            )
+            try:
+                result = tune_clustering(
+                    x, shape, cluster, replace(tune, n_trials=trials), metrics=MetricsConfig()
+                )
+            except InputTooLargeError as exc:
+                lines.append(f"| {megapixels} noisy | {feature} | {algorithm} | {trials} | {exc} |")
+                continue
             seconds = time.perf_counter() - started
             best = "no valid trial" if result.best is None else result.best_params
             lines.append(

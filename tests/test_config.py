@@ -195,3 +195,18 @@ def test_load_config_reports_missing_and_bad_yaml(tmp_path):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_the_trials_plot_is_titled_with_the_tuning_objective(tmp_path):
+    """dvc.yaml interpolates ${tune.objective}; DVC itself resolves it from params.yaml."""
+    from dvc.repo import Repo
+
+    (tmp_path / "dvc.yaml").write_text((REPO_ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["tune"]["objective"] = "davies_bouldin"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / ".dvc").mkdir()
+    repo = Repo(str(tmp_path), uninitialized=True)
+    tune = next(stage for stage in repo.index.stages if stage.name == "tune")
+    titles = [out.plot["title"] for out in tune.outs if out.plot]
+    assert titles == ["Optuna trials (davies_bouldin per trial)"]

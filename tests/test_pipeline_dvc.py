@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT, three_region_bgr, two_region_grey, write_image
 
@@ -71,7 +72,8 @@ def repo(tmp_path_factory) -> Path:
     )
     for name in listed.stdout.splitlines():
         source = REPO_ROOT / name
-        if source.is_file() and not name.startswith(GENERATED):
+        generated = name.startswith(GENERATED) and not name.endswith(".gitignore")
+        if source.is_file() and not generated:
             target = repo / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
@@ -96,6 +98,7 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("data/features/*"),
         *repo.glob("data/labels/*"),
         *repo.glob("data/tuned/*"),
+        *repo.glob("data/studies/*"),
         *repo.glob("data/regions/*/*"),
         *repo.glob("plots/trials/*"),
         *repo.glob("plots/render/*"),
@@ -138,10 +141,20 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     dvc(repo, "repro", "--force")
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 26
+    assert before.keys() == after.keys() and len(before) == 28
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 
+
+def test_a_rerun_leaves_git_clean_and_times_out_of_the_lock(repo):
+    """What a fresh clone's `make run` must do: same code and params, same committed bytes."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "results", check=False)
+    dvc(repo, "repro", "--force")
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+    timings = json.loads((repo / "metrics/timings/tune.json").read_text())
+    assert set(timings["seconds"]) == {"halves", "bands"}
+    assert "timings" not in (repo / "dvc.lock").read_text()
 
 def test_optuna_study_can_be_reloaded(repo):
     import optuna
@@ -156,14 +169,26 @@ def test_optuna_study_can_be_reloaded(repo):
 def test_regions_sweep_reruns_only_what_depends_on_it(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline results", check=False)
-    result = dvc(repo, "exp", "run", "-S", "regions=connected", "-n", "regions-try")
+    result = dvc(repo, "exp", "run", "-S", "regions=clusters", "-n", "regions-try")
     for stage in ("regions", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
     for stage in ("features", "cluster", "tune"):
         assert f"Running stage '{stage}'" not in result.stdout
     counts = json.loads((repo / "metrics/regions.json").read_text())
-    assert counts["summary"]["method"] == "connected"
-    assert "method: connected" in (repo / "params.yaml").read_text()
+    assert counts["summary"]["method"] == "clusters"
+    assert "method: clusters" in (repo / "params.yaml").read_text()
+
+
+def test_the_seed_experiment_runs_from_its_hydra_group(repo):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline results", check=False)
+    dvc(repo, "exp", "run", "-S", "+experiment=seed", "-n", "seed-way")
+    composed = yaml.safe_load((repo / "params.yaml").read_text())
+    assert composed["features"]["name"] == "intensity"
+    assert composed["regions"]["method"] == "clusters"
+    assert composed["smoothing"]["method"] == "none"
+    features = json.loads((repo / "data/features/halves.json").read_text())
+    assert features["feature_names"] == ["intensity"]
 
 
 def test_exp_run_with_a_hydra_override(repo):

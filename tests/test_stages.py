@@ -284,3 +284,23 @@ def test_bad_regions_and_smoothing_params(tmp_path, tiny_image_dir, stage, chang
     work = make_workdir(tmp_path, tiny_image_dir, **change)
     assert_one_line_error(run_stage(work, stage), stage, text)
     assert leftovers(work) == []
+
+
+def test_the_tuned_panel_is_named_after_the_studys_winner(tmp_path, monkeypatch):
+    from segclust.config import load_config
+    from segclust.stages import render
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    config = load_config("params.yaml")
+    (tmp_path / "data" / "tuned").mkdir(parents=True)
+    (tmp_path / "data" / "tuned" / "a.yaml").write_text("algorithm: dbscan\neps: 0.1\n")
+    assert config.cluster.algorithm == "kmeans"
+    assert render._tuned_algorithm("a", config) == "dbscan"
+    assert render._tuned_algorithm("b", config) == "kmeans"  # no study winner: configured
+
+
+def test_cluster_config_defaults_are_the_registrys():
+    from segclust.config import ClusterConfig
+
+    assert ClusterConfig().params == {"n_clusters": 4, "n_init": 4, "max_iter": 300}
