@@ -1,10 +1,10 @@
 """Full-resolution benchmark: the pipeline's clustering and scores at 0.25 to 12 megapixels.
 
 Builds photos of each size from a bundled sample (cubic upscaling, and a variant with mild
-Gaussian noise so that distinct values are realistic), runs every seed feature set × KMeans /
-BIRCH / DBSCAN with the config defaults through the pipeline's own code, and, where it still
-fits (``--naive-seconds``, ``--naive-gb``), the naive way: the scikit-learn estimator on every
-pixel. Prints one Markdown table: wall time (clustering, then scores), peak memory, the
+Gaussian noise so that distinct values are realistic), runs every seed feature set × every
+registered algorithm (``segclust.algorithms``; ``--algorithms`` picks some) with the config
+defaults through the pipeline's own code, and, where it still fits (``--naive-seconds``,
+``--naive-gb``), the naive way: the registry's scikit-learn estimator on every pixel. Prints one Markdown table: wall time (clustering, then scores), peak memory, the
 silhouette (value, method, standard error), the naive time and memory, the speed-up and the
 ARI between the two labelings.
 
@@ -224,6 +224,7 @@ def scale_table(
     naive_gb: float,
     features: list[str],
     naive_variants: tuple[str, ...] = ("clean", "noisy"),
+    algorithms: tuple[str, ...] = ALGORITHMS,
 ) -> list[str]:
     lines = [
         "| MP | variant | features | algorithm | compressed (distinct rows) | clusters | "
@@ -236,7 +237,7 @@ def scale_table(
         for noisy in (False, True):
             for mp_size in sizes:
                 for feature in features:
-                    for algorithm in ALGORITHMS:
+                    for algorithm in algorithms:
                         job = {
                             "mp": mp_size,
                             "noisy": noisy,
@@ -307,7 +308,7 @@ def row(
     return head + " " + " | ".join(cells) + " |"
 
 
-def tune_row(megapixels: float, trials: int) -> str:
+def tune_row(megapixels: float, trials: int, algorithms: tuple[str, ...] = ALGORITHMS) -> str:
     """Optuna tuning of every algorithm on one photo: search mode and wall time."""
     from dataclasses import replace
 
@@ -323,7 +324,7 @@ def tune_row(megapixels: float, trials: int) -> str:
     lines = []
     for feature in FEATURES:
         x, shape, _ = features_for(photo, feature)
-        for algorithm in ALGORITHMS:
+        for algorithm in algorithms:
             cluster = ClusterConfig.from_dict(
                 {"algorithm": algorithm, **cluster_params(algorithm, x.shape[0], x.shape[1])}
             )
@@ -409,6 +410,13 @@ def main() -> None:
         help="which photo variants also get the naive run",
     )
     parser.add_argument(
+        "--algorithms",
+        nargs="+",
+        default=list(ALGORITHMS),
+        choices=list(ALGORITHMS),
+        help="registered algorithms to run (default: all)",
+    )
+    parser.add_argument(
         "--features",
         nargs="+",
         default=list(FEATURES),
@@ -422,12 +430,17 @@ def main() -> None:
         []
         if args.no_table
         else scale_table(
-            args.sizes, naive_seconds, args.naive_gb, args.features, tuple(args.naive_variants)
+            args.sizes,
+            naive_seconds,
+            args.naive_gb,
+            args.features,
+            tuple(args.naive_variants),
+            tuple(args.algorithms),
         )
     )
     parts = [] if args.no_table else ["\n".join(table)]
     if not args.no_tune:
-        parts.append(tune_row(max(args.sizes), args.tune_trials))
+        parts.append(tune_row(max(args.sizes), args.tune_trials, tuple(args.algorithms)))
     if not args.no_dvc:
         parts.append(dvc_repro_row(max(args.sizes)))
     parts.append(
