@@ -156,6 +156,7 @@ def test_a_rerun_leaves_git_clean_and_times_out_of_the_lock(repo):
     assert set(timings["seconds"]) == {"halves", "bands"}
     assert "timings" not in (repo / "dvc.lock").read_text()
 
+
 def test_optuna_study_can_be_reloaded(repo):
     import optuna
 

@@ -144,3 +144,28 @@ def test_experiments_compose_the_seed_way_and_the_default_best():
 def test_committed_params_yaml_is_the_default_composition():
     committed = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     assert committed == compose_params([])
+
+
+def test_tuning_ward_builds_its_tree_once_and_cuts_it_per_trial(monkeypatch):
+    from segclust.features import feature_matrix
+
+    monkeypatch.setattr(algorithms_module, "WARD_TREES", algorithms_module._LastTree())
+    image = three_region_bgr(30, 36)
+    config = compose_config(["smoothing=none", "features=rgb"])
+    x, _ = feature_matrix(image, config.features, config.scaler)
+    result = tune_clustering(
+        x, (30, 36), ClusterConfig("ward"), TuneConfig(n_trials=6, max_points=500), seed=3
+    )
+    tried = {t.params["n_clusters"] for t in result.study.trials}
+    assert len(tried) >= 3
+    assert algorithms_module.WARD_TREES.builds == 1
+    fresh = cluster_features(x, "ward", result.best_params, shape=(30, 36))
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    plain = AgglomerativeClustering(
+        n_clusters=result.best_params["n_clusters"], connectivity=grid_to_graph(30, 36)
+    ).fit_predict(x)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(plain, fresh.labels) == 1.0

@@ -90,8 +90,8 @@ class Algorithm:
 
 KMEANS_INIT_ROWS = 100_000
 BIRCH_MAX_FIT_ROWS = 50_000
-HDBSCAN_MAX_FIT_ROWS = 50_000
-WARD_MAX_ROWS = 250_000
+HDBSCAN_MAX_FIT_ROWS = 50_000  # 9 s, 0.5 GB on 2 cores; 100k: 40 s, 1.7 GB (limits.md)
+WARD_MAX_ROWS = 500_000  # 62 s, 1.0 GB on 2 cores; 1M: over 150 s (limits.md)
 
 
 def seeded_subsample(n_rows: int, size: int, seed: int) -> np.ndarray:
@@ -301,6 +301,38 @@ def _hdbscan_cuml(p: Mapping[str, Any], c: FitContext) -> Any:
     )
 
 
+class _LastTree:
+    """scikit-learn's ``memory`` interface (an object with ``cache(func)``) that keeps the
+    last Ward tree in this process: tuning ``n_clusters`` cuts one tree at every trial instead
+    of rebuilding it (the tree is the whole cost; scikit-learn builds the full tree when
+    ``n_clusters`` is small, so the cached call does not depend on it)."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.value: Any = None
+        self.builds = 0
+
+    def cache(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        import hashlib
+
+        def cached(x: np.ndarray, **kwargs: Any) -> Any:
+            digest = hashlib.sha1(np.ascontiguousarray(x).view(np.uint8)).hexdigest()
+            graph = kwargs.get("connectivity")
+            graph_key = None if graph is None else (graph.shape, graph.nnz)
+            others = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "connectivity"))
+            key = (func.__module__, func.__name__, x.shape, digest, graph_key, others)
+            if key != self.key:
+                self.key, self.value = None, func(x, **kwargs)
+                self.key = key
+                self.builds += 1
+            return self.value
+
+        return cached
+
+
+WARD_TREES = _LastTree()
+
+
 def _ward(p: Mapping[str, Any], c: FitContext) -> Any:
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.feature_extraction.image import grid_to_graph
@@ -312,6 +344,7 @@ def _ward(p: Mapping[str, Any], c: FitContext) -> Any:
         n_clusters=p["n_clusters"],
         linkage="ward",
         connectivity=grid_to_graph(height, width),
+        memory=WARD_TREES,
     )
 
 
@@ -341,7 +374,7 @@ _ENTRIES = (
         "minibatch_kmeans",
         {
             "n_clusters": _n_clusters(),
-            "batch_size": Param(int, 4096, low=1, doc="rows per mini-batch"),
+            "batch_size": Param(int, 65536, low=1, doc="rows per mini-batch"),
             "n_init": Param(int, 3, low=1, doc="starts; the best is kept"),
             "max_iter": Param(int, 100, low=1, doc="passes over the data"),
         },
