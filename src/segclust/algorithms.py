@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from segclust.errors import ConfigError, InputTooLargeError
-from segclust.params import Param, SearchRange
+from segclust.errors import InputTooLargeError
+from segclust.params import Param, SearchRange, choice
 
 
 @dataclass(frozen=True)
@@ -462,6 +462,4 @@ ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)
 
 def get_algorithm(name: Any, key: str = "cluster.algorithm") -> Algorithm:
     """The registry entry for ``name``, or a ConfigError listing the known ones."""
-    if not isinstance(name, str) or name not in ALGORITHMS:
-        raise ConfigError(f"{key}: unknown value {name!r}; allowed: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name]
+    return ALGORITHMS[choice(name, key, tuple(ALGORITHMS))]

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from segclust.colour import colour_columns
-from segclust.errors import ConfigError
-from segclust.params import Param
+from segclust.params import Param, choice
 from segclust.texture import glcm_features, lbp_histogram
 
 # (grey H×W in [0, 1], pixels H×W×3 BGR in [0, 1] or grey, params) -> (N×c columns, names)
@@ -126,6 +125,4 @@ BLOCKS: Mapping[str, Block] = {entry.name: entry for entry in _ENTRIES}
 
 def get_block(name: Any, key: str = "features.blocks") -> Block:
     """The registry entry for ``name``, or a ConfigError listing the known ones."""
-    if not isinstance(name, str) or name not in BLOCKS:
-        raise ConfigError(f"{key}: unknown value {name!r}; allowed: {', '.join(BLOCKS)}")
-    return BLOCKS[name]
+    return BLOCKS[choice(name, key, tuple(BLOCKS))]

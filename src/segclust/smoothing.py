@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segclust.errors import ConfigError
-from segclust.params import Param
+from segclust.params import Param, choice
 from segclust.pixels import colour_channels, to_float01
 
 if TYPE_CHECKING:
@@ -119,9 +118,7 @@ SMOOTHERS: Mapping[str, Smoother] = {entry.name: entry for entry in _ENTRIES}
 
 def get_smoother(name: Any, key: str = "smoothing.method") -> Smoother:
     """The registry entry for ``name``, or a ConfigError listing the known ones."""
-    if not isinstance(name, str) or name not in SMOOTHERS:
-        raise ConfigError(f"{key}: unknown value {name!r}; allowed: {', '.join(SMOOTHERS)}")
-    return SMOOTHERS[name]
+    return SMOOTHERS[choice(name, key, tuple(SMOOTHERS))]
 
 
 def smooth_image(image: np.ndarray, config: SmoothingConfig) -> np.ndarray:
