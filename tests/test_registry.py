@@ -169,3 +169,12 @@ def test_tuning_ward_builds_its_tree_once_and_cuts_it_per_trial(monkeypatch):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(plain, fresh.labels) == 1.0
+
+
+def test_hdbscan_epsilon_on_tied_pixels_is_one_line_not_a_traceback():
+    """scikit-learn 1.9.1 raises TypeError here (its issue #33219); we say why, in one line.
+    When a scikit-learn release fixes it this test fails: then drop the workaround."""
+    x = np.repeat(np.arange(40, dtype=np.float32), 50).reshape(-1, 1) / 40
+    params = {"min_cluster_size": 30, "min_samples": None, "cluster_selection_epsilon": 0.1}
+    with pytest.raises(ConfigError, match=r"issue #33219\); use 0$"):
+        cluster_features(x, "hdbscan", params)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from segclust.errors import InputTooLargeError
+from segclust.errors import ConfigError, InputTooLargeError
 from segclust.params import Param, SearchRange, choice
 
 
@@ -59,7 +59,7 @@ class Algorithm:
     noise: bool = False  # may label pixels -1
     needs_grid: bool = False  # needs the image's H×W (connectivity): no subsampling
     max_rows: int | None = None  # refused above this many pixels (measured)
-    large_fit: LargeFit | None = None  # scikit-learn on many unweighted rows
+    large_fit: LargeFit | None = None  # scikit-learn on unweighted rows, when plain won't do
     refit_rule: RefitRule | None = None  # tuning: from a subsample to every pixel
     summary: str = ""
 
@@ -172,19 +172,32 @@ def _dbscan_on_grid(
     return labels
 
 
-def _hdbscan_from_subsample(
-    x: np.ndarray, params: Mapping[str, Any], context: FitContext
-) -> np.ndarray | None:
-    """HDBSCAN has no ``sample_weight`` and no ``predict``: above the measured limit it is
-    fitted on a seeded subsample, and every row takes the label of its nearest fitted row
-    (scikit-learn ``NearestNeighbors``, a KD-tree); noise stays noise."""
-    if x.shape[0] <= HDBSCAN_MAX_FIT_ROWS:
-        return None
+def _hdbscan_fit(x: np.ndarray, params: Mapping[str, Any], context: FitContext) -> np.ndarray:
+    """scikit-learn's HDBSCAN on every row, or above the measured limit on a seeded subsample
+    with every row labelled as its nearest fitted row (``NearestNeighbors``, a KD-tree; noise
+    stays noise): HDBSCAN has no ``sample_weight`` and no ``predict``.
+
+    scikit-learn 1.9.1 fails with ``cluster_selection_epsilon`` > 0 on rows with tied
+    distances, which pixels always have (scikit-learn issue #33219, NumPy 2): that becomes a
+    one-line error instead of a traceback.
+    """
+    fit_rows = x
+    if x.shape[0] > HDBSCAN_MAX_FIT_ROWS:
+        fit_rows = x[seeded_subsample(x.shape[0], HDBSCAN_MAX_FIT_ROWS, context.seed)]
+    try:
+        fitted = np.asarray(ALGORITHMS["hdbscan"].sklearn(params, context).fit_predict(fit_rows))
+    except TypeError as exc:
+        if params["cluster_selection_epsilon"] > 0:
+            raise ConfigError(
+                "hdbscan: scikit-learn's HDBSCAN fails with cluster_selection_epsilon > 0 on "
+                "pixels with tied distances (scikit-learn issue #33219); use 0"
+            ) from exc
+        raise
+    if fit_rows is x:
+        return fitted
     from sklearn.neighbors import NearestNeighbors
 
-    pick = seeded_subsample(x.shape[0], HDBSCAN_MAX_FIT_ROWS, context.seed)
-    fitted = np.asarray(ALGORITHMS["hdbscan"].sklearn(params, context).fit_predict(x[pick]))
-    nearest = NearestNeighbors(n_neighbors=1).fit(x[pick]).kneighbors(x, return_distance=False)
+    nearest = NearestNeighbors(n_neighbors=1).fit(fit_rows).kneighbors(x, return_distance=False)
     context.notes.append(
         f"HDBSCAN fitted on a seeded subsample of {HDBSCAN_MAX_FIT_ROWS} rows "
         "(min_cluster_size counts those rows); every row labelled as its nearest fitted row"
@@ -436,13 +449,13 @@ _ENTRIES = (
                 int, None, low=1, none_ok=True, doc="density smoothing; null: min_cluster_size"
             ),
             "cluster_selection_epsilon": Param(
-                float, 0.0, low=0, search=SearchRange(0.0, 0.5), doc="merge clusters closer"
+                float, 0.0, low=0, doc="merge clusters closer (see _hdbscan_fit: keep 0)"
             ),
         },
         sklearn=_hdbscan,
         cuml=_hdbscan_cuml,
         noise=True,
-        large_fit=_hdbscan_from_subsample,
+        large_fit=_hdbscan_fit,
         refit_rule=_hdbscan_refit,
         summary="density clusters over all eps (no eps to pick); noise",
     ),
