@@ -178,3 +178,11 @@ def test_hdbscan_epsilon_on_tied_pixels_is_one_line_not_a_traceback():
     params = {"min_cluster_size": 30, "min_samples": None, "cluster_selection_epsilon": 0.1}
     with pytest.raises(ConfigError, match=r"issue #33219\); use 0$"):
         cluster_features(x, "hdbscan", params)
+
+
+def test_tuning_ward_above_its_limit_is_refused_before_any_trial(monkeypatch):
+    small = dataclasses.replace(ALGORITHMS["ward"], max_rows=500)
+    monkeypatch.setitem(algorithms_module.ALGORITHMS, "ward", small)
+    x = np.zeros((30 * 36, 3), np.float32)
+    with pytest.raises(InputTooLargeError, match="ward is refused above 500 pixels"):
+        tune_clustering(x, (30, 36), ClusterConfig("ward"), TuneConfig(n_trials=3))

@@ -286,6 +286,8 @@ def tune_clustering(
     plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
     search, subset = plan_search(features, plan_algorithm, tune.max_points, seed)
     search_x = features if subset is None else features[subset]
+    if not alternatives:  # one clear refusal, not a study of failed trials
+        get_algorithm(cluster.algorithm).check_size(search_x.shape[0])
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
         direction="maximize" if MAXIMISE[tune.objective] else "minimize",
