@@ -4,11 +4,12 @@ Builds photos of each size from a bundled sample (cubic upscaling, and a variant
 Gaussian noise so that distinct values are realistic), runs every seed feature set × every
 registered algorithm (``segclust.algorithms``; ``--algorithms`` picks some) with the config
 defaults through the pipeline's own code, and, where it still fits (``--naive-seconds``,
-``--naive-gb``), the naive way: the registry's scikit-learn estimator on every pixel. Prints one Markdown table: wall time (clustering, then scores), peak memory, the
-silhouette (value, method, standard error), the naive time and memory, the speed-up and the
-ARI between the two labelings.
+``--naive-gb``), the naive way: the registry's scikit-learn estimator on every pixel. Prints
+Markdown tables: wall time (clustering, then scores), peak memory, the silhouette (value,
+method, standard error), the naive time and memory, the speed-up and the ARI between the two
+labelings; then the tuning table and the ``dvc repro`` line unless switched off.
 
-    python benchmarks/scale.py                         # everything (~40 min on 2 cores)
+    python benchmarks/scale.py                         # everything (over an hour on 2 cores)
     python benchmarks/scale.py --sizes 0.25 1 --no-tune --no-dvc   # a quick look
 
 Every run is a fresh process, so peak memory (``VmHWM``) is that run's own. A naive run
