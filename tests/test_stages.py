@@ -61,12 +61,12 @@ def leftovers(work: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_all_stages_in_order(tmp_path, tiny_image_dir):
-    work = make_workdir(tmp_path, tiny_image_dir)
+    work = make_workdir(tmp_path, tiny_image_dir, regions__method="clusters")
     for stage in ("features", "cluster", "tune", "regions", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     labels = np.load(work / "data/labels/halves.npy")
-    # regions=clusters (the default): the segments are the labels, byte for byte
+    # regions=clusters: the segments are the labels, byte for byte
     for which, folder in (("configured", "labels"), ("tuned", "tuned")):
         for path in (work / "data" / folder).glob("*.npy"):
             segments = work / "data/regions" / which / path.name
