@@ -46,9 +46,9 @@ params: setup
 deps: setup
 	python scripts/stage_deps.py --write
 
-## A quick benchmark table (ours vs scikit-learn on every pixel, 0.25 MP; see benchmarks/).
+## A short benchmark table: every algorithm, ours vs scikit-learn on every pixel, 0.25 MP (see benchmarks/).
 bench: setup-dev
-	python benchmarks/scale.py --sizes 0.25 --no-tune --no-dvc
+	python benchmarks/scale.py --sizes 0.25 --no-tune --no-dvc --naive-variants clean --naive-seconds 30
 
 clean:
 	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
