@@ -56,7 +56,6 @@ class Algorithm:
     sklearn: Factory
     cuml: Factory | None = None
     sample_weight: bool = False  # fit(X, sample_weight=...) on both back-ends
-    noise: bool = False  # may label pixels -1
     needs_grid: bool = False  # needs the image's H×W (connectivity): no subsampling
     max_rows: int | None = None  # refused above this many pixels (measured)
     large_fit: LargeFit | None = None  # scikit-learn on unweighted rows, when plain won't do
@@ -335,7 +334,7 @@ class _LastTree:
             others = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "connectivity"))
             key = (func.__module__, func.__name__, x.shape, digest, graph_key, others)
             if key != self.key:
-                self.key, self.value = None, func(x, **kwargs)
+                self.value = func(x, **kwargs)
                 self.key = key
                 self.builds += 1
             return self.value
@@ -430,7 +429,6 @@ _ENTRIES = (
         sklearn=_dbscan,
         cuml=_dbscan_cuml,
         sample_weight=True,
-        noise=True,
         large_fit=_dbscan_on_grid,
         refit_rule=_dbscan_refit,
         summary="density clusters at one eps; noise",
@@ -454,7 +452,6 @@ _ENTRIES = (
         },
         sklearn=_hdbscan,
         cuml=_hdbscan_cuml,
-        noise=True,
         large_fit=_hdbscan_fit,
         refit_rule=_hdbscan_refit,
         summary="density clusters over all eps (no eps to pick); noise",

@@ -26,11 +26,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from segclust.algorithms import FitContext, get_algorithm
+from segclust.config import BACKENDS
 from segclust.errors import BackendUnavailableError
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "sklearn", "cuml")
 
 
 @functools.cache
@@ -85,8 +84,3 @@ def make_estimator(
 ) -> Any:
     """A fresh, unfitted estimator with scikit-learn's ``fit_predict`` API."""
     return get_algorithm(algorithm).make(params, backend, FitContext(seed=seed, shape=shape))
-
-
-def supports_sample_weight(algorithm: str) -> bool:
-    """Whether ``fit`` takes ``sample_weight`` on every back-end (from the registry)."""
-    return get_algorithm(algorithm).sample_weight

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from segclust.algorithms import FitContext, get_algorithm
+from segclust.algorithms import Algorithm, FitContext, get_algorithm
 from segclust.backends import resolve_backend
 from segclust.compression import (
     DEFAULT_MAX_DISTINCT_FRACTION,
@@ -102,7 +102,7 @@ def cluster_features(
         )
         labels = np.arange(fit_x.shape[0], dtype=np.int32)
     else:
-        labels = _fit_predict(fit_x, weights, entry.name, params, used, context)
+        labels = _fit_predict(fit_x, weights, entry, params, used, context)
     labels = np.asarray(labels, dtype=np.int32)
     if inverse is not None:
         labels = labels[inverse]
@@ -119,13 +119,12 @@ def cluster_features(
 def _fit_predict(
     x: np.ndarray,
     weights: np.ndarray | None,
-    algorithm: str,
+    entry: Algorithm,
     params: Mapping[str, Any],
     backend: str,
     context: FitContext,
 ) -> np.ndarray:
     """Fit the estimator and label every row; warnings become notes, not noise."""
-    entry = get_algorithm(algorithm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         labels = None

@@ -37,9 +37,6 @@ OBJECTIVES = ("silhouette", "calinski_harabasz", "davies_bouldin")
 MAXIMISE = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False}
 SCALER_SCOPES = ("column", "block")
 BACKENDS = ("auto", "sklearn", "cuml")
-ParamRange = SearchRange  # the name tuning code used before the registries
-
-_choice, _int, _float, _no_unknown = choice, integer, number, no_unknown
 
 
 def _section(params: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -63,7 +60,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:
-        _no_unknown(d, "data", ("root", "ground_truth", "images", "extensions", "max_pixels"))
+        no_unknown(d, "data", ("root", "ground_truth", "images", "extensions", "max_pixels"))
         root = d.get("root", cls.root)
         if not isinstance(root, str) or not root.strip():
             raise ConfigError(f"data.root must be a non-empty path, got {root!r}")
@@ -83,7 +80,7 @@ class DataConfig:
             ground_truth=ground_truth,
             images=images,
             extensions=extensions,
-            max_pixels=_int(d.get("max_pixels", cls.max_pixels), "data.max_pixels", 4),
+            max_pixels=integer(d.get("max_pixels", cls.max_pixels), "data.max_pixels", 4),
         )
 
 
@@ -103,7 +100,7 @@ class BlockConfig:
         if not isinstance(d, Mapping):
             raise ConfigError(f"{key} must be a mapping like {{weight: 1.0}}, got {d!r}")
         params = validate_params(entry.params, d, key, ignore=("weight",))
-        weight = _float(d.get("weight", 1.0), f"{key}.weight", inclusive=True)
+        weight = number(d.get("weight", 1.0), f"{key}.weight", inclusive=True)
         return cls(kind=kind, weight=weight, params=params)
 
 
@@ -131,7 +128,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
-        _no_unknown(d, "features", ("name", "blocks"))
+        no_unknown(d, "features", ("name", "blocks"))
         name = d.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"features.name must be a non-empty label, got {name!r}")
@@ -160,10 +157,10 @@ class ScalerConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScalerConfig:
-        _no_unknown(d, "scaler", ("name", "scope"))
+        no_unknown(d, "scaler", ("name", "scope"))
         return cls(
-            name=_choice(d.get("name"), "scaler.name", SCALERS),
-            scope=_choice(d.get("scope", cls.scope), "scaler.scope", SCALER_SCOPES),
+            name=choice(d.get("name"), "scaler.name", SCALERS),
+            scope=choice(d.get("scope", cls.scope), "scaler.scope", SCALER_SCOPES),
         )
 
 
@@ -211,23 +208,23 @@ class MetricsConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MetricsConfig:
-        _no_unknown(
+        no_unknown(
             d,
             "metrics",
             ("silhouette_max_exact", "silhouette_sample_size", "silhouette_reference_size"),
         )
         return cls(
-            silhouette_max_exact=_int(
+            silhouette_max_exact=integer(
                 d.get("silhouette_max_exact", cls.silhouette_max_exact),
                 "metrics.silhouette_max_exact",
                 2,
             ),
-            silhouette_sample_size=_int(
+            silhouette_sample_size=integer(
                 d.get("silhouette_sample_size", cls.silhouette_sample_size),
                 "metrics.silhouette_sample_size",
                 3,
             ),
-            silhouette_reference_size=_int(
+            silhouette_reference_size=integer(
                 d.get("silhouette_reference_size", cls.silhouette_reference_size),
                 "metrics.silhouette_reference_size",
                 2,
@@ -287,7 +284,7 @@ class TuneConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TuneConfig:
-        _no_unknown(
+        no_unknown(
             d,
             "tune",
             (
@@ -300,7 +297,7 @@ class TuneConfig:
                 "algorithms",
             ),
         )
-        max_noise = _float(
+        max_noise = number(
             d.get("max_noise_fraction", cls.max_noise_fraction), "tune.max_noise_fraction"
         )
         if max_noise > 1:
@@ -311,12 +308,12 @@ class TuneConfig:
             if not space[algorithm]:
                 raise ConfigError(f"tune.algorithms: {algorithm} has no tunable parameter")
         return cls(
-            n_trials=_int(d.get("n_trials", cls.n_trials), "tune.n_trials", 1),
-            max_points=_int(d.get("max_points", cls.max_points), "tune.max_points", 10),
-            max_clusters=_int(d.get("max_clusters", cls.max_clusters), "tune.max_clusters", 2),
+            n_trials=integer(d.get("n_trials", cls.n_trials), "tune.n_trials", 1),
+            max_points=integer(d.get("max_points", cls.max_points), "tune.max_points", 10),
+            max_clusters=integer(d.get("max_clusters", cls.max_clusters), "tune.max_clusters", 2),
             max_noise_fraction=max_noise,
             space=space,
-            objective=_choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
+            objective=choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
             algorithms=algorithms,
         )
 
@@ -365,8 +362,8 @@ class RegionsConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RegionsConfig:
-        _no_unknown(d, "regions", ("method", "min_area_fraction", "connectivity"))
-        fraction = _float(
+        no_unknown(d, "regions", ("method", "min_area_fraction", "connectivity"))
+        fraction = number(
             d.get("min_area_fraction", cls.min_area_fraction),
             "regions.min_area_fraction",
             minimum=0.0,
@@ -383,7 +380,7 @@ class RegionsConfig:
                 f"regions.connectivity must be 1 (4 neighbours) or 2 (8), got {connectivity!r}"
             )
         return cls(
-            method=_choice(d.get("method", cls.method), "regions.method", REGION_METHODS),
+            method=choice(d.get("method", cls.method), "regions.method", REGION_METHODS),
             min_area_fraction=fraction,
             connectivity=int(connectivity),
         )
@@ -400,7 +397,7 @@ class RenderConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RenderConfig:
-        _no_unknown(d, "render", ("cmap", "min_width", "contour_thickness", "dpi"))
+        no_unknown(d, "render", ("cmap", "min_width", "contour_thickness", "dpi"))
         import matplotlib
 
         cmap = d.get("cmap", cls.cmap)
@@ -410,11 +407,11 @@ class RenderConfig:
             )
         return cls(
             cmap=cmap,
-            min_width=_int(d.get("min_width", cls.min_width), "render.min_width", 16),
-            contour_thickness=_int(
+            min_width=integer(d.get("min_width", cls.min_width), "render.min_width", 16),
+            contour_thickness=integer(
                 d.get("contour_thickness", cls.contour_thickness), "render.contour_thickness", 1
             ),
-            dpi=_int(d.get("dpi", cls.dpi), "render.dpi", 20),
+            dpi=integer(d.get("dpi", cls.dpi), "render.dpi", 20),
         )
 
 
@@ -449,10 +446,10 @@ class Config:
             "regions",
             "smoothing",
         )
-        _no_unknown(params, "params", top)
+        no_unknown(params, "params", top)
         return cls(
-            seed=_int(params.get("seed", 0), "seed", 0),
-            backend=_choice(params.get("backend", "auto"), "backend", BACKENDS),
+            seed=integer(params.get("seed", 0), "seed", 0),
+            backend=choice(params.get("backend", "auto"), "backend", BACKENDS),
             data=DataConfig.from_dict(_section(params, "data")),
             features=FeatureConfig.from_dict(_section(params, "features")),
             scaler=ScalerConfig.from_dict(_section(params, "scaler")),

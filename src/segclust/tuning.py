@@ -86,22 +86,21 @@ def suggest_params(
 
 
 def trial_algorithm(
-    trial: optuna.Trial | optuna.trial.FrozenTrial,
-    cluster: ClusterConfig,
-    space: Mapping[str, SearchRange],
-    alternatives: Mapping[str, Mapping[str, SearchRange]] | None,
+    trial: optuna.Trial | optuna.trial.FrozenTrial, cluster: ClusterConfig, tune: TuneConfig
 ) -> tuple[str, dict[str, Any]]:
     """The algorithm and validated parameters of a trial (live: drawn; frozen: read back).
 
-    With two or more ``alternatives`` the algorithm is a categorical ``algorithm`` and each
-    algorithm's parameters are conditional on it, named ``<algorithm>.<param>``; the
-    ``cluster`` params are the defaults of ``cluster.algorithm``.
+    Without ``tune.alternatives()`` the trial draws ``cluster.algorithm``'s parameters from
+    ``tune.space_for`` it. With them the algorithm is a categorical ``algorithm`` and each
+    algorithm's parameters are conditional on it, named ``<algorithm>.<param>``. Either way
+    the ``cluster`` params are the defaults of ``cluster.algorithm``.
     """
-    if not alternatives or len(alternatives) < 2:
+    alternatives = tune.alternatives()
+    if alternatives is None:
         drawn = (
             dict(trial.params)
             if isinstance(trial, optuna.trial.FrozenTrial)
-            else suggest_params(trial, space)
+            else suggest_params(trial, tune.space_for(cluster.algorithm))
         )
         algorithm = cluster.algorithm
     elif isinstance(trial, optuna.trial.FrozenTrial):
@@ -208,14 +207,13 @@ def make_objective(
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
     """
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
-    alternatives = tune.alternatives()
-    space = {} if alternatives else tune.space_for(cluster.algorithm)
     objective = tune.objective
-    plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
-    search_rows = _SearchRows(features, plan_algorithm, metrics.silhouette_max_exact)
+    search_rows = _SearchRows(
+        features, _planning_algorithm(cluster, tune), metrics.silhouette_max_exact
+    )
 
     def run_trial(trial: optuna.Trial) -> float:
-        algorithm, params = trial_algorithm(trial, cluster, space, alternatives)
+        algorithm, params = trial_algorithm(trial, cluster, tune)
         key = (algorithm, *sorted(params.items()))
         if key in seen:
             attrs, value = seen[key]
@@ -282,11 +280,11 @@ def tune_clustering(
     otherwise ``cluster.algorithm`` is tuned and its other parameters keep ``cluster``'s.
     """
     metrics = metrics or MetricsConfig()
-    alternatives = tune.alternatives()
-    plan_algorithm = _planning_algorithm(cluster.algorithm, alternatives)
-    search, subset = plan_search(features, plan_algorithm, tune.max_points, seed)
+    search, subset = plan_search(
+        features, _planning_algorithm(cluster, tune), tune.max_points, seed
+    )
     search_x = features if subset is None else features[subset]
-    if not alternatives:  # one clear refusal, not a study of failed trials
+    if tune.alternatives() is None:  # one clear refusal, not a study of failed trials
         get_algorithm(cluster.algorithm).check_size(search_x.shape[0])
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(
@@ -310,8 +308,7 @@ def tune_clustering(
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))
-    space = {} if alternatives else tune.space_for(cluster.algorithm)
-    algorithm, best_params = trial_algorithm(study.best_trial, cluster, space, alternatives)
+    algorithm, best_params = trial_algorithm(study.best_trial, cluster, tune)
     refit_rule = get_algorithm(algorithm).refit_rule
     if search == "subsample" and refit_rule is not None:
         best_params = refit_rule(
@@ -324,13 +321,12 @@ def tune_clustering(
     return TuneResult(study, best_params, best, search, int(search_x.shape[0]), algorithm)
 
 
-def _planning_algorithm(
-    algorithm: str, alternatives: Mapping[str, Mapping[str, SearchRange]] | None
-) -> str:
+def _planning_algorithm(cluster: ClusterConfig, tune: TuneConfig) -> str:
     """The algorithm whose needs decide the search set: one on the pixel grid wins (every
     pixel), then one without weights (no distinct-row compression)."""
-    if not alternatives or len(alternatives) < 2:
-        return algorithm
+    alternatives = tune.alternatives()
+    if alternatives is None:
+        return cluster.algorithm
     grid = [a for a in alternatives if get_algorithm(a).needs_grid]
     unweighted = [a for a in alternatives if not get_algorithm(a).sample_weight]
     return (grid or unweighted or list(alternatives))[0]
