@@ -20,7 +20,9 @@ import yaml
 from segclust.algorithms import ALGORITHMS, get_algorithm
 from segclust.blocks import get_block
 from segclust.errors import ConfigError
+from segclust.hierarchy import CUTS, get_cut
 from segclust.params import (
+    Param,
     SearchRange,
     choice,
     integer,
@@ -386,6 +388,49 @@ class RegionsConfig:
         )
 
 
+LEAF_SOURCES = ("watershed", "clusters")
+# The hierarchy's own parameters (the cut's come from the registry in segclust.hierarchy).
+HIERARCHY_PARAMS: Mapping[str, Param] = {
+    "leaves": Param(str, "watershed", choices=LEAF_SOURCES),
+    "leaf_area": Param(int, 100, low=1, doc="pixels per watershed leaf"),
+    "gradient_sigma": Param(float, 1.0, low=0, low_open=True, doc="pixels"),
+    "gradient_weight": Param(float, 4.0, low=0, doc="x Sobel/8, against the colour term"),
+    "thresholds": Param(int, 40, low=2, doc="levels scored for ODS/OIS by evaluate"),
+}
+
+
+@dataclass(frozen=True)
+class HierarchyConfig:
+    """The region hierarchy (cascade) and how it is cut (:mod:`segclust.hierarchy`).
+
+    Every cut's parameter is always present (so ``dvc exp run -S`` can set any of them);
+    only the one of ``cut`` is used.
+    """
+
+    leaves: str = "watershed"
+    leaf_area: int = 100
+    gradient_sigma: float = 1.0
+    gradient_weight: float = 4.0
+    thresholds: int = 40
+    cut: str = "threshold"
+    cut_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HierarchyConfig:
+        cut_specs = {k: v for entry in CUTS.values() for k, v in entry.params.items()}
+        no_unknown(d, "hierarchy", ("cut", *HIERARCHY_PARAMS, *cut_specs))
+        own = validate_params(
+            HIERARCHY_PARAMS, {k: d[k] for k in HIERARCHY_PARAMS if k in d}, "hierarchy"
+        )
+        every_cut = validate_params(cut_specs, {k: d[k] for k in cut_specs if k in d}, "hierarchy")
+        entry = get_cut(d.get("cut", cls.cut))
+        return cls(
+            **own,
+            cut=entry.name,
+            cut_params={k: every_cut[k] for k in entry.params},
+        )
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """How cluster maps and contour overlays are drawn."""
@@ -430,6 +475,7 @@ class Config:
     render: RenderConfig
     regions: RegionsConfig = RegionsConfig()
     smoothing: SmoothingConfig = SmoothingConfig()
+    hierarchy: HierarchyConfig = HierarchyConfig()
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> Config:
@@ -445,6 +491,7 @@ class Config:
             "render",
             "regions",
             "smoothing",
+            "hierarchy",
         )
         no_unknown(params, "params", top)
         return cls(
@@ -463,6 +510,9 @@ class Config:
             ),
             smoothing=SmoothingConfig.from_dict(
                 _section(params, "smoothing") if "smoothing" in params else {}
+            ),
+            hierarchy=HierarchyConfig.from_dict(
+                _section(params, "hierarchy") if "hierarchy" in params else {}
             ),
         )
 

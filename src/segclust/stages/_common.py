@@ -27,6 +27,7 @@ FEATURES_DIR = Path("data/features")
 LABELS_DIR = Path("data/labels")
 TUNED_DIR = Path("data/tuned")
 REGIONS_DIR = Path("data/regions")
+HIERARCHY_DIR = Path("data/hierarchy")
 STUDIES_DIR = Path("data/studies")
 METRICS_DIR = Path("metrics")
 TIMINGS_DIR = METRICS_DIR / "timings"

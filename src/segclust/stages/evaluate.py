@@ -1,13 +1,19 @@
-"""Stage ``evaluate``: configured and tuned segments against human segmentations.
+"""Stage ``evaluate``: every segment map, and the hierarchy's levels, against human segmentations.
 
 For every image with ground truth in ``data.ground_truth`` (see
-:func:`segclust.groundtruth.find_ground_truth`), scores both segment maps of the ``regions``
-stage (clusters, or connected regions with ``regions=connected``) against each human
-annotation and averages over annotators: Segmentation Covering, Probabilistic Rand Index,
-Variation of Information (bits, as in the BSDS tables) and adjusted Rand index. DBSCAN noise
-counts as one more region. Output: ``metrics/evaluate.json`` (``summary`` means over the
-evaluated images and ``images.<stem>``), so ``dvc exp show`` ranks experiments by agreement
-with people.
+:func:`segclust.groundtruth.find_ground_truth`):
+
+* the configured and tuned segments of the ``regions`` stage and the configured cut of the
+  ``hierarchy`` stage are scored against each human annotation and averaged over annotators:
+  Segmentation Covering, Probabilistic Rand Index, Variation of Information (bits, as in the
+  BSDS tables), adjusted Rand index, and the boundary benchmark's precision, recall and F
+  (:mod:`segclust.boundaries`); DBSCAN noise counts as one more region;
+* the hierarchy is cut at ``hierarchy.thresholds`` levels, log-spaced over the merge heights
+  of all evaluated images, for the BSDS tables' ODS (one level for every image) and OIS (the
+  best level per image: an oracle that reads the ground truth, reported, never used to cut).
+
+Output: ``metrics/evaluate.json`` (``summary`` and ``images.<stem>``), so ``dvc exp show``
+ranks experiments by agreement with people.
 """
 
 from __future__ import annotations
@@ -19,12 +25,22 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from segclust.boundaries import (
+    boundary_counts_over_thresholds,
+    boundary_scores,
+    human_boundaries,
+    precision_recall,
+    segmentation_boundary_counts,
+)
 from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
+from segclust.hierarchy import Hierarchy, boundary_strength
+from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
 from segclust.report import rounded
 from segclust.stages._common import (
+    HIERARCHY_DIR,
     METRICS_DIR,
     REGIONS_DIR,
     feature_entries,
@@ -33,52 +49,91 @@ from segclust.stages._common import (
 )
 
 log = logging.getLogger("segclust")
-SCORES = ("covering", "pri", "vi", "ari")
+SCORES = ("covering", "pri", "vi", "ari", "boundary_p", "boundary_r", "boundary_f")
+MAPS = {
+    "configured": REGIONS_DIR / "configured",
+    "tuned": REGIONS_DIR / "tuned",
+    "hierarchy": HIERARCHY_DIR / "cut",
+}
 
 
-def _rounded_scores(scores: dict) -> dict:
-    return {k: rounded(scores[k]) for k in SCORES}
+def _flat_scores(labels: np.ndarray, annotations: list[np.ndarray], humans: list) -> tuple:
+    counts = segmentation_boundary_counts(labels, humans)[0]
+    p, r, f = (float(v) for v in precision_recall(counts))
+    scores = compare_to_annotators(labels, annotations)
+    scores |= {"boundary_p": p, "boundary_r": r, "boundary_f": f}
+    return {k: rounded(scores[k]) for k in SCORES}, counts
 
 
-def _mean(per_image: dict, which: str) -> dict | None:
+def _summary(per_image: dict, counts: dict[str, list], which: str) -> dict | None:
     rows = [m[which] for m in per_image.values() if which in m]
     if not rows:
         return None
-    return {k: rounded(np.mean([r[k] for r in rows])) for k in SCORES}
+    out = {k: rounded(np.mean([r[k] for r in rows])) for k in SCORES[:4]}
+    # boundary scores over the data set sum the counts first, as Berkeley's benchmark does
+    pooled = boundary_scores(np.asarray(counts[which])[:, None, :])
+    out |= {"boundary_p": rounded(pooled.ods_p), "boundary_r": rounded(pooled.ods_r)}
+    out["boundary_f"] = rounded(pooled.ods_f)
+    return out
+
+
+def _levels(stems: list[str], n: int) -> np.ndarray | None:
+    """``n`` thresholds over the positive merge heights of every evaluated image's UCM."""
+    low, high = np.inf, 0.0
+    for stem in stems:
+        ucm = np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy", mmap_mode="r")
+        positive = ucm[ucm > 0]
+        if positive.size:
+            low, high = min(low, float(positive.min())), max(high, float(positive.max()))
+    return threshold_grid(low, high, n) if 0 < low < high else None
 
 
 def main(config: Config) -> None:
     gt_root = Path(config.data.ground_truth)
     if not gt_root.is_dir():
         raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
-    per_image: dict[str, dict] = {}
+    with_truth = []
     missing = 0
+    for stem, _sidecar in feature_entries():
+        if find_ground_truth(gt_root, stem):
+            with_truth.append(stem)
+        else:
+            missing += 1
+    levels = _levels(with_truth, config.hierarchy.thresholds)
+    per_image: dict[str, dict] = {}
+    counts: dict[str, list] = {which: [] for which in MAPS}
+    level_regions, level_boundaries = [], []
     with logging_redirect_tqdm():
-        for stem, _sidecar in tqdm(feature_entries(), desc="evaluate", unit="image", disable=None):
+        for stem in tqdm(with_truth, desc="evaluate", unit="image", disable=None):
             annotations = find_ground_truth(gt_root, stem)
-            if not annotations:
-                missing += 1
-                continue
+            humans = human_boundaries(annotations)
             entry: dict = {"n_annotators": len(annotations)}
-            for which, path in (
-                ("configured", REGIONS_DIR / "configured" / f"{stem}.npy"),
-                ("tuned", REGIONS_DIR / "tuned" / f"{stem}.npy"),
-            ):
+            for which, folder in MAPS.items():
+                path = folder / f"{stem}.npy"
                 if not path.exists():
                     continue
-                labels = np.load(path)
                 try:
-                    entry[which] = _rounded_scores(compare_to_annotators(labels, annotations))
+                    entry[which], image_counts = _flat_scores(np.load(path), annotations, humans)
                 except ValueError as exc:
                     raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
+                counts[which].append(image_counts)
+            if levels is not None:
+                hierarchy = Hierarchy(np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy"))
+                level_regions.append(region_scores_by_level(hierarchy, annotations, levels))
+                # a pixel is on the cut's boundary at t when its strength is > t (next float)
+                level_boundaries.append(
+                    boundary_counts_over_thresholds(
+                        boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
+                    )
+                )
             per_image[stem] = entry
             log.info(
                 "%s: %s",
                 stem,
                 ", ".join(
                     f"{w} covering={entry[w]['covering']:.3f} pri={entry[w]['pri']:.3f} "
-                    f"vi={entry[w]['vi']:.3f}"
-                    for w in ("configured", "tuned")
+                    f"vi={entry[w]['vi']:.3f} F={entry[w]['boundary_f']:.3f}"
+                    for w in MAPS
                     if w in entry
                 ),
             )
@@ -87,10 +142,24 @@ def main(config: Config) -> None:
         "images_without_ground_truth": missing,
         "segments": config.regions.method,
     }
-    for which in ("configured", "tuned"):
-        mean = _mean(per_image, which)
+    for which in MAPS:
+        mean = _summary(per_image, counts, which)
         if mean is not None:
             summary[which] = mean
+    if level_regions:
+        region = region_ods_ois(np.stack(level_regions), levels)
+        bound = boundary_scores(np.stack(level_boundaries), levels)
+        summary["hierarchy_levels"] = {
+            "levels": len(levels),
+            "ods": {k: rounded(v) for k, v in region["ods"].items()}
+            | {
+                "boundary_f": rounded(bound.ods_f),
+                "boundary_threshold": rounded(bound.ods_threshold),
+            },
+            "ois": {k: rounded(v) for k, v in region["ois"].items()}
+            | {"boundary_f": rounded(bound.ois_f)},
+            "boundary_ap": rounded(bound.ap),
+        }
     if not per_image:
         log.info("no ground truth found in %s; nothing to evaluate", gt_root)
     write_json(METRICS_DIR / "evaluate.json", {"summary": summary, "images": per_image})

@@ -3,7 +3,9 @@
 Outputs, per image ``<stem>``, in ``plots/render/`` (declared as DVC image plots):
 ``<stem>_grey.png`` (original beside its grey transform), ``<stem>_clusters.png``
 (coloured cluster maps with a legend of cluster sizes) and ``<stem>_contours.png``
-(cluster outlines drawn over the original with OpenCV, configured | tuned).
+(cluster outlines drawn over the original with OpenCV, configured | tuned) and
+``<stem>_hierarchy.png`` (the hierarchy's ultrametric contour map in grey beside the outlines
+of its configured cut).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
+from segclust.hierarchy import boundary_strength
 from segclust.imageio import read_image
 from segclust.pixels import to_display_rgb, to_grey
 from segclust.render import (
@@ -28,8 +31,10 @@ from segclust.render import (
     contour_panel,
     grey_figure,
     side_by_side,
+    ucm_panel,
 )
 from segclust.stages._common import (
+    HIERARCHY_DIR,
     REGIONS_DIR,
     RENDER_DIR,
     TUNED_DIR,
@@ -73,12 +78,8 @@ def main(config: Config) -> None:
                 for caption, labels in ((configured_name, configured), (tuned_name, tuned))
                 if labels is not None
             ]
-            contours = side_by_side(panels)
-            ok = cv2.imwrite(
-                str(out / f"{stem}_contours.png"), cv2.cvtColor(contours, cv2.COLOR_RGB2BGR)
-            )
-            if not ok:
-                raise OSError(f"OpenCV could not write {out / f'{stem}_contours.png'}")
+            _write_png(out / f"{stem}_contours.png", side_by_side(panels))
+            _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
             timings[stem] = round(time.perf_counter() - started, 3)
             log.info(
                 "%s: rendered %s",
@@ -98,6 +99,27 @@ def _tuned_algorithm(stem: str, config: Config) -> str:
         best = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return str(best.get("algorithm", config.cluster.algorithm))
     return config.cluster.algorithm
+
+
+def _hierarchy_picture(stem: str, rgb: np.ndarray, config: Config) -> np.ndarray:
+    ucm = np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy")
+    cut = np.load(HIERARCHY_DIR / "cut" / f"{stem}.npy")
+    settings = config.hierarchy
+    value = ", ".join(f"{k}={v:g}" for k, v in settings.cut_params.items())
+    return side_by_side(
+        [
+            captioned(
+                ucm_panel(boundary_strength(ucm), min_width=config.render.min_width),
+                "hierarchy (UCM)",
+            ),
+            captioned(_contours(rgb, cut, config), f"cut at {value}: {int(cut.max()) + 1} regions"),
+        ]
+    )
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"OpenCV could not write {path}")
 
 
 def _contours(rgb: np.ndarray, labels: np.ndarray, config: Config) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""Stage ``hierarchy``: the cascade. Per image, a region hierarchy stored as its ultrametric
+contour map, and the configured cut of it (:mod:`segclust.hierarchy`).
+
+Leaves are watershed basins of the boundary strength (``hierarchy.leaves: watershed``) or the
+tuned clusters of the ``tune`` stage (the configured ones where tuning found none), each
+connected piece a leaf (``clusters``). A stage of its own after ``regions``: sweeping the cut
+(``dvc exp run -S hierarchy.cut=regions``) re-runs only this stage, ``render`` and ``evaluate``.
+
+Outputs: ``data/hierarchy/ucm/<stem>.npy`` (float32 (2, H, W): the UCM, any level can be cut
+from it), ``data/hierarchy/cut/<stem>.npy`` (int32 labels of the configured cut) and
+``metrics/hierarchy.json`` (regions of the cut and levels of the hierarchy, per image).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.config import Config
+from segclust.hierarchy import Hierarchy, cut_hierarchy, image_ucm
+from segclust.imageio import read_image
+from segclust.report import rounded
+from segclust.stages._common import (
+    HIERARCHY_DIR,
+    LABELS_DIR,
+    METRICS_DIR,
+    TUNED_DIR,
+    atomic_dir,
+    feature_entries,
+    run_stage,
+    save_npy,
+    write_json,
+    write_timings,
+)
+
+log = logging.getLogger("segclust")
+
+
+def _cluster_leaves(stem: str) -> np.ndarray:
+    tuned = TUNED_DIR / f"{stem}.npy"
+    return np.load(tuned if tuned.exists() else LABELS_DIR / f"{stem}.npy")
+
+
+def main(config: Config) -> None:
+    per_image: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    settings = config.hierarchy
+    with atomic_dir(HIERARCHY_DIR) as out, logging_redirect_tqdm():
+        for sub in ("ucm", "cut"):
+            (out / sub).mkdir()
+        for stem, sidecar in tqdm(feature_entries(), desc="hierarchy", unit="image", disable=None):
+            started = time.perf_counter()
+            image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
+            leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
+            ucm = image_ucm(image, config.smoothing, settings, leaves)
+            hierarchy = Hierarchy(ucm)
+            cut = cut_hierarchy(hierarchy, settings)
+            save_npy(out / "ucm" / f"{stem}.npy", ucm)
+            save_npy(out / "cut" / f"{stem}.npy", cut)
+            per_image[stem] = {
+                "levels": int(hierarchy.levels.size),
+                "regions": int(cut.max()) + 1,
+            }
+            timings[stem] = round(time.perf_counter() - started, 3)
+            log.info(
+                "%s: %d levels, cut (%s) -> %d regions",
+                stem,
+                per_image[stem]["levels"],
+                settings.cut,
+                per_image[stem]["regions"],
+            )
+    summary = {
+        "cut": settings.cut,
+        "leaves": settings.leaves,
+        "regions": rounded(np.mean([e["regions"] for e in per_image.values()]))
+        if per_image
+        else None,
+    }
+    write_json(METRICS_DIR / "hierarchy.json", {"summary": summary, "images": per_image})
+    write_timings("hierarchy", timings)
+
+
+if __name__ == "__main__":
+    run_stage("hierarchy", main)
