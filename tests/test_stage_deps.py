@@ -25,7 +25,7 @@ def test_dvc_yaml_lists_exactly_each_stages_import_closure():
 
 def test_every_stage_module_is_covered():
     assert set(stage_deps.stage_modules()) == {
-        "features", "cluster", "tune", "regions", "render", "evaluate"
+        "features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
     }  # fmt: skip
 
 

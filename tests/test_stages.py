@@ -62,7 +62,7 @@ def leftovers(work: Path) -> list[str]:
 @pytest.mark.slow
 def test_all_stages_in_order(tmp_path, tiny_image_dir):
     work = make_workdir(tmp_path, tiny_image_dir, regions__method="clusters")
-    for stage in ("features", "cluster", "tune", "regions", "render"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     labels = np.load(work / "data/labels/halves.npy")
@@ -78,7 +78,9 @@ def test_all_stages_in_order(tmp_path, tiny_image_dir):
     tuned = yaml.safe_load((work / "data/tuned/halves.yaml").read_text())
     assert tuned["algorithm"] == "kmeans" and tuned["search"] == "full"
     rendered = sorted(p.name for p in (work / "plots/render").iterdir())
-    assert len(rendered) == 9 and all(name.endswith(".png") for name in rendered)
+    assert len(rendered) == 12 and all(name.endswith(".png") for name in rendered)
+    ucm = np.load(work / "data/hierarchy/ucm/halves.npy")
+    assert ucm.shape == (2, 24, 32) and ucm.dtype == np.float32
     assert not list(work.rglob("*.tmp")), "temporary folders must not survive"
 
 
@@ -155,8 +157,9 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
         tiny_image_dir,
         cluster={"algorithm": "dbscan", "eps": 0.01, "min_samples": 5000},
         tune__space__dbscan={"min_samples": {"low": 4000, "high": 5000}},
+        hierarchy__leaves="clusters",
     )
-    for stage in ("features", "cluster", "tune", "regions", "render"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     metrics = json.loads((work / "metrics/cluster.json").read_text())
@@ -168,6 +171,9 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
     assert tune["summary"]["images_without_valid_trial"] == 3
     assert not (work / "data/tuned/halves.npy").exists()
     assert (work / "plots/render/halves_clusters.png").stat().st_size > 1000
+    # no tuned clusters: the leaves are the configured ones, all noise, so one region
+    assert np.load(work / "data/hierarchy/cut/halves.npy").max() == 0
+    assert (work / "plots/render/halves_hierarchy.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -183,7 +189,7 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
         data__ground_truth=str(truth),
         tune__space__kmeans={"n_clusters": {"low": 2, "high": 2}},
     )
-    for stage in ("features", "cluster", "tune", "regions", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
@@ -191,8 +197,15 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
     assert scores["summary"]["images_without_ground_truth"] == 2
     entry = scores["images"]["halves"]
     assert entry["n_annotators"] == 2
-    assert entry["tuned"] == {"covering": 1.0, "pri": 1.0, "vi": 0.0, "ari": 1.0}
+    perfect = {"covering": 1.0, "pri": 1.0, "vi": 0.0, "ari": 1.0}
+    perfect |= {"boundary_p": 1.0, "boundary_r": 1.0, "boundary_f": 1.0}
+    assert entry["tuned"] == perfect
     assert entry["configured"]["covering"] < 1.0  # 4 clusters over-segment two halves
+    assert entry["configured"]["boundary_p"] < 1.0  # ... and draw boundaries people did not
+    # the hierarchy of two flat halves: its configured cut and its best level are the halves
+    assert entry["hierarchy"] == perfect
+    levels = scores["summary"]["hierarchy_levels"]
+    assert levels["ods"]["covering"] == 1.0 and levels["ods"]["boundary_f"] == 1.0
 
 
 @pytest.mark.slow
@@ -207,16 +220,22 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         data__ground_truth=str(bsds / "groundTruth"),
         data__images=["100007.jpg", "100039.jpg"],
     )
-    for stage in ("features", "cluster", "tune", "regions", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
     assert scores["summary"]["images_evaluated"] == 2
     for entry in scores["images"].values():
         assert entry["n_annotators"] >= 4
-        for which in ("configured", "tuned"):
+        for which in ("configured", "tuned", "hierarchy"):
             assert 0 < entry[which]["covering"] < 1 and 0 < entry[which]["pri"] < 1
             assert entry[which]["vi"] > 0
+            assert 0 < entry[which]["boundary_f"] < 1
+    levels = scores["summary"]["hierarchy_levels"]
+    # OIS picks each image's best level, so it can only be as good as ODS or better
+    assert levels["ois"]["covering"] >= levels["ods"]["covering"] > 0
+    assert levels["ois"]["vi"] <= levels["ods"]["vi"]
+    assert 0 < levels["ods"]["boundary_f"] <= levels["ois"]["boundary_f"] < 1
 
 
 def test_tune_stage_searches_the_algorithm_and_colour_features(tmp_path, tiny_image_dir):
@@ -258,7 +277,7 @@ def test_connected_regions_and_meanshift_through_the_stages(tmp_path, tiny_image
         regions={"method": "connected", "min_area_fraction": 0.05, "connectivity": 1},
         data__ground_truth=str(truth),
     )
-    for stage in ("features", "cluster", "tune", "regions", "render", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     counts = json.loads((work / "metrics/regions.json").read_text())

@@ -6,7 +6,8 @@ steps, all arrays in, arrays out:
 
 1. **Boundary strength on the pixel grid** (:func:`pixel_edge_weights`): for every pair of
    4-neighbours, the larger of the L*a*b* distance of the smoothed photo (mean shift flattens
-   texture) and a Sobel colour gradient of the photo at scale ``gradient_sigma``.
+   texture) and the Sobel colour gradient of the photo at scale ``gradient_sigma`` (mean of
+   the two pixels).
 2. **Leaves** (:func:`watershed_leaves`): a fine over-segmentation, the watershed of that
    strength cut where basins reach ``leaf_area`` pixels, or any label map (our clusters split
    into connected pieces, ``leaves: clusters``).
@@ -101,14 +102,11 @@ def pixel_edge_weights(
         gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)
         magnitude = np.sqrt((gx * gx + gy * gy).sum(axis=2)) * np.float32(gradient_weight / 8)
-        np.maximum(
-            edges[RIGHT, :, :-1],
-            np.maximum(magnitude[:, 1:], magnitude[:, :-1]),
-            out=edges[RIGHT, :, :-1],
-        )
-        np.maximum(
-            edges[DOWN, :-1, :], np.maximum(magnitude[1:], magnitude[:-1]), out=edges[DOWN, :-1, :]
-        )
+        # the mean of the two pixels peaks on the edge itself; their max would be flat across
+        # the blurred ramp and let the watershed put the boundary a pixel off
+        half = magnitude / 2
+        np.maximum(edges[RIGHT, :, :-1], half[:, 1:] + half[:, :-1], out=edges[RIGHT, :, :-1])
+        np.maximum(edges[DOWN, :-1, :], half[1:] + half[:-1], out=edges[DOWN, :-1, :])
     return edges
 
 
@@ -183,13 +181,18 @@ def ultrametric_contour_map(edges: np.ndarray, leaves: np.ndarray) -> np.ndarray
 
 
 def boundary_strength(ucm: np.ndarray) -> np.ndarray:
-    """Per pixel, the larger UCM value of its right and lower edges (H×W float32).
+    """Per pixel, the highest UCM edge of the 2×2 block it starts (H×W float32).
 
-    A pixel lies on a boundary of the cut at ``t`` exactly when this is ``> t``: the
-    convention of :func:`segclust.boundaries.boundary_map` (label differs from the right or
-    lower neighbour), so thresholding it gives the cut's boundaries, pixel for pixel.
+    Pixel (r, c) lies on a boundary of the cut at ``t`` exactly when this is ``> t``: the
+    convention of Berkeley's ``seg2bdry`` (:func:`segclust.boundaries.boundary_map`: the 2×2
+    block at rows r..r+1, columns c..c+1 is not one region), so thresholding it gives the
+    cut's boundaries pixel for pixel.
     """
-    return np.maximum(ucm[RIGHT], ucm[DOWN])
+    ucm = np.asarray(ucm, dtype=np.float32)
+    strength = np.maximum(ucm[RIGHT], ucm[DOWN])
+    np.maximum(strength[:-1, :], ucm[RIGHT, 1:, :], out=strength[:-1, :])  # the row below
+    np.maximum(strength[:, :-1], ucm[DOWN, :, 1:], out=strength[:, :-1])  # the next column
+    return strength
 
 
 class Hierarchy:

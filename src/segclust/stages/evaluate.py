@@ -78,14 +78,19 @@ def _summary(per_image: dict, counts: dict[str, list], which: str) -> dict | Non
 
 
 def _levels(stems: list[str], n: int) -> np.ndarray | None:
-    """``n`` thresholds over the positive merge heights of every evaluated image's UCM."""
+    """``n`` thresholds over the merge heights of every evaluated image's UCM, or None when no
+    image has a hierarchy to cut (one region only, or the stage has not run)."""
     low, high = np.inf, 0.0
     for stem in stems:
-        ucm = np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy", mmap_mode="r")
+        path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
+        if not path.exists():  # the hierarchy stage has not run (a stage run by hand)
+            continue
+        ucm = np.load(path, mmap_mode="r")
         positive = ucm[ucm > 0]
         if positive.size:
             low, high = min(low, float(positive.min())), max(high, float(positive.max()))
-    return threshold_grid(low, high, n) if 0 < low < high else None
+    # from below the first merge (the leaves) up to the last one (a single region)
+    return threshold_grid(low / 2, high, n) if 0 < low <= high else None
 
 
 def main(config: Config) -> None:
@@ -117,8 +122,9 @@ def main(config: Config) -> None:
                 except ValueError as exc:
                     raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
                 counts[which].append(image_counts)
-            if levels is not None:
-                hierarchy = Hierarchy(np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy"))
+            ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
+            if levels is not None and ucm_path.exists():
+                hierarchy = Hierarchy(np.load(ucm_path))
                 level_regions.append(region_scores_by_level(hierarchy, annotations, levels))
                 # a pixel is on the cut's boundary at t when its strength is > t (next float)
                 level_boundaries.append(

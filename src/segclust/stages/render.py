@@ -79,7 +79,8 @@ def main(config: Config) -> None:
                 if labels is not None
             ]
             _write_png(out / f"{stem}_contours.png", side_by_side(panels))
-            _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
+            if (HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists():
+                _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
             timings[stem] = round(time.perf_counter() - started, 3)
             log.info(
                 "%s: rendered %s",

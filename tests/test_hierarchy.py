@@ -1,0 +1,193 @@
+"""The region hierarchy: exact recovery, nesting, the stored UCM, the cut registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segclust.boundaries import boundary_map
+from segclust.config import HierarchyConfig, SmoothingConfig
+from segclust.errors import ConfigError
+from segclust.evaluation import contingency
+from segclust.hierarchy import (
+    CUTS,
+    Hierarchy,
+    boundary_strength,
+    build_ucm,
+    cut_hierarchy,
+    image_ucm,
+    pixel_edge_weights,
+    ultrametric_contour_map,
+    watershed_leaves,
+)
+
+COLOURS = np.array(
+    [[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.9], [0.85, 0.85, 0.2]], dtype=np.float32
+)
+
+
+def quadrants(size: int = 48, noise: float = 0.03, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Four flat colour quadrants with seeded noise (BGR in [0, 1]) and their true labels."""
+    truth = np.zeros((size, size), np.int32)
+    half = size // 2
+    truth[:half, half:], truth[half:, :half], truth[half:, half:] = 1, 2, 3
+    rng = np.random.default_rng(seed)
+    image = COLOURS[truth] + rng.normal(0, noise, (size, size, 3)).astype(np.float32)
+    return image.clip(0, 1), truth
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    table = contingency(a, b)
+    return bool(((table > 0).sum(axis=0) == 1).all() and ((table > 0).sum(axis=1) == 1).all())
+
+
+def noisy_hierarchy(seed: int = 3) -> Hierarchy:
+    rng = np.random.default_rng(seed)
+    image = rng.random((40, 56, 3)).astype(np.float32)
+    return Hierarchy(build_ucm(image, image, HierarchyConfig(leaf_area=8)))
+
+
+@pytest.mark.parametrize("gradient_weight", [0.0, 2.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_known_regions_are_one_level_of_the_hierarchy(gradient_weight, seed):
+    """Exact, pixel for pixel. (A gradient weighted 4 or more moves the point where the four
+    quadrants meet by a pixel or two: the Sobel response is strongest across the corner.)"""
+    image, truth = quadrants(seed=seed)
+    settings = HierarchyConfig(leaf_area=20, gradient_weight=gradient_weight)
+    ucm = build_ucm(image, image, settings)
+    hierarchy = Hierarchy(ucm)
+    cuts = [hierarchy.cut(t) for t in hierarchy.levels]
+    assert any(same_partition(cut, truth) for cut in cuts)
+    assert same_partition(hierarchy.cut_regions(4), truth)
+    assert hierarchy.cut(hierarchy.levels[-1]).max() == 0  # the top: one region
+
+
+def test_a_higher_threshold_nests_the_lower_one():
+    hierarchy = noisy_hierarchy()
+    levels = hierarchy.levels
+    assert levels.size >= 5
+    previous = None
+    for t in (0.0, *levels[::2], levels[-1] + 1):
+        cut = hierarchy.cut(t)
+        if previous is not None:
+            table = contingency(previous, cut)
+            # every finer region lies inside exactly one coarser region
+            assert ((table > 0).sum(axis=1) == 1).all()
+            assert cut.max() <= previous.max()
+        previous = cut
+
+
+def test_the_ucm_is_ultrametric_on_every_edge():
+    """An edge's height is where its two pixels first share a region: cut just below, they
+    are apart; at the height, together."""
+    hierarchy = noisy_hierarchy(seed=5)
+    ucm = hierarchy.ucm
+    rng = np.random.default_rng(0)
+    rows, cols = np.nonzero(ucm[0, :, :-1] > 0)
+    for i in rng.choice(rows.size, 20, replace=False):
+        r, c = rows[i], cols[i]
+        height = ucm[0, r, c]
+        below, at = hierarchy.cut(np.nextafter(height, 0)), hierarchy.cut(height)
+        assert below[r, c] != below[r, c + 1] and at[r, c] == at[r, c + 1]
+
+
+def test_thresholded_strength_is_the_cuts_boundary_map():
+    hierarchy = noisy_hierarchy()
+    strength = boundary_strength(hierarchy.ucm)
+    for t in hierarchy.levels[::3]:
+        np.testing.assert_array_equal(strength > t, boundary_map(hierarchy.cut(t)))
+
+
+def test_cluster_leaves_are_kept_as_connected_pieces():
+    image, truth = quadrants()
+    leaves = np.zeros_like(truth)
+    leaves[:, ::6] = 1  # two labels in stripes: each stripe is a connected piece, so a leaf
+    ucm = ultrametric_contour_map(
+        pixel_edge_weights(image, image, gradient_sigma=1.0, gradient_weight=0.0), leaves
+    )
+    hierarchy = Hierarchy(ucm)
+    finest = hierarchy.cut(0.0)  # pixels of one leaf join at height 0, leaves only above
+    assert same_partition(
+        finest, np.cumsum(np.r_[0, np.diff(leaves[0]) != 0])[None, :] + 0 * leaves
+    )
+    # the stripes cross the top/bottom border, so the best two regions are left and right
+    assert same_partition(hierarchy.cut_regions(2), truth % 2)
+
+
+def test_watershed_leaves_have_about_the_requested_area():
+    rng = np.random.default_rng(1)
+    image = rng.random((60, 60, 3)).astype(np.float32)
+    edges = pixel_edge_weights(image, image, gradient_sigma=1.0, gradient_weight=4.0)
+    small, large = watershed_leaves(edges, 10), watershed_leaves(edges, 200)
+    assert np.unique(small).size > np.unique(large).size > 1
+    assert np.bincount(np.unique(large, return_inverse=True)[1].ravel()).min() >= 200
+
+
+def test_flat_image_gives_one_region_and_a_zero_ucm():
+    flat = np.full((16, 20, 3), 0.5, np.float32)
+    ucm = build_ucm(flat, flat, HierarchyConfig())
+    assert not ucm.any()
+    hierarchy = Hierarchy(ucm)
+    assert hierarchy.cut(1.0).max() == 0 and hierarchy.cut_regions(5).max() == 0
+
+
+def test_every_registered_cut_runs_and_the_relative_cut_ignores_contrast():
+    hierarchy = noisy_hierarchy()
+    for name in CUTS:
+        labels = cut_hierarchy(hierarchy, HierarchyConfig.from_dict({"cut": name}))
+        assert labels.shape == hierarchy.shape and labels.min() == 0
+    relative = HierarchyConfig.from_dict({"cut": "relative", "relative_threshold": 2.0})
+    middle = float(np.median(hierarchy.levels))
+    fixed = HierarchyConfig.from_dict({"cut": "threshold", "threshold": middle})
+    doubled = Hierarchy(hierarchy.ucm * 2)
+    # an internal criterion reads the image's own contrast: doubling every height changes nothing
+    np.testing.assert_array_equal(
+        cut_hierarchy(hierarchy, relative), cut_hierarchy(doubled, relative)
+    )
+    assert not np.array_equal(cut_hierarchy(hierarchy, fixed), cut_hierarchy(doubled, fixed))
+
+
+def test_regions_cut_gives_the_requested_count():
+    hierarchy = noisy_hierarchy()
+    for n in (1, 2, 5):
+        assert hierarchy.cut_regions(n).max() + 1 == n
+
+
+def test_same_input_same_bytes():
+    image, _ = quadrants(seed=4)
+    settings = HierarchyConfig()
+    one = image_ucm((image * 255).astype(np.uint8), SmoothingConfig(), settings)
+    two = image_ucm((image * 255).astype(np.uint8), SmoothingConfig(), settings)
+    assert one.tobytes() == two.tobytes()
+
+
+def test_sixteen_bit_grey_and_rgba_photos_work():
+    image, truth = quadrants()
+    grey16 = (image.mean(axis=2) * 65535).astype(np.uint16)
+    rgba = np.dstack([(image * 255).astype(np.uint8), np.full(truth.shape, 255, np.uint8)])
+    for photo in (grey16, rgba):
+        ucm = image_ucm(photo, SmoothingConfig(), HierarchyConfig(leaf_area=20))
+        assert ucm.shape == (2, *truth.shape) and ucm.any()
+
+
+@pytest.mark.parametrize(
+    ("given", "text"),
+    [
+        ({"cut": "median"}, "hierarchy.cut: unknown value 'median'; allowed: threshold"),
+        ({"threshold": -1}, "hierarchy.threshold must be"),
+        ({"n_regions": 0}, "hierarchy.n_regions must be an integer >= 1"),
+        ({"relative_threshold": 0}, "hierarchy.relative_threshold must be"),
+        ({"leaves": "slic"}, "hierarchy.leaves: unknown value 'slic'"),
+        ({"leaf_area": 2.5}, "hierarchy.leaf_area must be an integer"),
+        ({"thresold": 3}, "thresold"),
+    ],
+)
+def test_bad_hierarchy_params_are_config_errors(given, text):
+    with pytest.raises(ConfigError, match=None) as info:
+        HierarchyConfig.from_dict(given)
+    assert text in str(info.value)
+
+
+def test_only_the_chosen_cuts_parameter_is_kept():
+    config = HierarchyConfig.from_dict({"cut": "regions", "n_regions": 7, "threshold": 5.0})
+    assert config.cut_params == {"n_regions": 7}
