@@ -61,3 +61,35 @@ def test_flat_image_gives_undefined_scores_not_a_crash():
     result = segment(np.full((10, 10), 77, np.uint8), n_clusters=3)
     assert result.metrics["n_clusters"] == 1 and result.metrics["silhouette"] is None
     assert "only 1 cluster" in result.metrics["undefined_reason"]
+
+
+def test_hierarchy_cut_becomes_the_segments():
+    image = three_region_bgr()
+    result = segment(image, features="lab", n_clusters=3, hierarchy="regions")
+    assert result.segments.shape == image.shape[:2]
+    leaves = len(np.unique(result.hierarchy.cut(0.0)))  # watershed leaves of ~100 px
+    assert int(result.segments.max()) + 1 == min(12, leaves)  # conf/hierarchy: n_regions 12
+    finer = segment(image, hierarchy={"cut": "regions", "leaf_area": 10})
+    assert int(finer.segments.max()) + 1 == 12
+    # the whole hierarchy comes back: any other level without rebuilding it
+    three = result.hierarchy.cut_regions(3)
+    assert len(np.unique(three[:, :12])) == len(np.unique(three[:, 12:24])) == 1
+    assert segment(image, n_clusters=3).hierarchy is None
+
+
+def test_cluster_leaves_nest_in_the_clusters():
+    image = three_region_bgr()
+    result = segment(
+        image,
+        features="lab",
+        n_clusters=6,
+        hierarchy={"leaves": "clusters", "cut": "threshold", "threshold": 0.0},
+    )
+    # at height 0 nothing has merged: each segment lies inside one cluster
+    for label in np.unique(result.segments):
+        assert len(np.unique(result.labels[result.segments == label])) == 1
+
+
+def test_bad_hierarchy_is_a_config_error():
+    with pytest.raises(ConfigError, match="hierarchy.cut: unknown value 'best'"):
+        segment(two_region_grey(), hierarchy="best")

@@ -13,6 +13,12 @@ A whole pipeline configuration, as ``dvc exp run -S +experiment=best`` composes 
 >>> segment_with(image, best).segments.shape
 (20, 20)
 
+The region hierarchy (the cascade) on top, cut by the registered rule of your choice:
+
+>>> result = segment(image, smoothing="meanshift", hierarchy={"cut": "regions", "n_regions": 2})
+>>> int(result.segments.max()) + 1, int(result.hierarchy.cut_regions(1).max()) + 1
+(2, 1)
+
 The DVC stages call the same :func:`cluster_and_score` on the saved feature matrices.
 """
 
@@ -27,6 +33,7 @@ from segclust.config import (
     Config,
     DataConfig,
     FeatureConfig,
+    HierarchyConfig,
     MetricsConfig,
     RegionsConfig,
     RenderConfig,
@@ -37,6 +44,7 @@ from segclust.config import (
 
 __all__ = ["Segmentation", "cluster_and_score", "compose_config", "segment", "segment_with"]
 from segclust.features import feature_matrix
+from segclust.hierarchy import Hierarchy, cut_hierarchy, image_ucm
 from segclust.presets import compose_params
 from segclust.regions import segments_for
 from segclust.segmentation import Segmentation, cluster_and_score
@@ -52,6 +60,7 @@ def segment(
     scaler_scope: str = "column",
     smoothing: str | dict[str, Any] = "none",
     regions: str | dict[str, Any] = "clusters",
+    hierarchy: bool | str | dict[str, Any] = False,
     backend: str = "sklearn",
     seed: int = 0,
     silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
@@ -69,7 +78,18 @@ def segment(
     ``smoothing`` (``none``, ``gaussian``, ``bilateral``, ``meanshift`` or a dict with
     ``method`` and its parameters) filters the photo first; ``regions="connected"`` (or a dict
     with ``min_area_fraction``, ``connectivity``) makes ``segments`` connected regions.
+    ``hierarchy`` (``True``, a cut name — ``threshold``, ``relative``, ``regions`` — or a dict
+    of ``conf/hierarchy`` keys) builds the region hierarchy and makes ``segments`` its cut
+    (:mod:`segclust.hierarchy`; the hierarchy itself is ``result.hierarchy``).
     """
+    if hierarchy is True:
+        hierarchy_config = HierarchyConfig.from_dict({})
+    elif isinstance(hierarchy, str):
+        hierarchy_config = HierarchyConfig.from_dict({"cut": hierarchy})
+    elif isinstance(hierarchy, dict):
+        hierarchy_config = HierarchyConfig.from_dict(hierarchy)
+    else:
+        hierarchy_config = HierarchyConfig()
     if isinstance(features, str):
         feature_config = FeatureConfig.from_dict({"name": features})
     else:
@@ -94,8 +114,9 @@ def segment(
         smoothing=SmoothingConfig.from_dict(
             {"method": smoothing} if isinstance(smoothing, str) else smoothing
         ),
+        hierarchy=hierarchy_config,
     )
-    return segment_with(image, config)
+    return segment_with(image, config, hierarchy=bool(hierarchy))
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -104,10 +125,11 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     return Config.from_dict(compose_params(overrides))
 
 
-def segment_with(image: np.ndarray, config: Config) -> Segmentation:
+def segment_with(image: np.ndarray, config: Config, *, hierarchy: bool = False) -> Segmentation:
     """Segment one image with a whole pipeline config (the configured, untuned clustering):
     smoothing, features, scaler, cluster, metrics, regions, back-end and seed as the stages
-    use them."""
+    use them; with ``hierarchy=True`` the segments are the cut of ``config.hierarchy``, as
+    the ``hierarchy`` stage makes it (its cluster leaves are the configured clusters here)."""
     image = np.asarray(image)
     matrix, names = feature_matrix(
         smooth_image(image, config.smoothing), config.features, config.scaler
@@ -121,5 +143,10 @@ def segment_with(image: np.ndarray, config: Config) -> Segmentation:
         metrics=config.metrics,
         feature_names=names,
     )
-    segments = segments_for(result.labels, config.regions)
-    return Segmentation(result.labels, result.metrics, result.feature_names, segments)
+    if not hierarchy:
+        segments = segments_for(result.labels, config.regions)
+        return Segmentation(result.labels, result.metrics, result.feature_names, segments)
+    leaves = result.labels if config.hierarchy.leaves == "clusters" else None
+    tree = Hierarchy(image_ucm(image, config.smoothing, config.hierarchy, leaves))
+    segments = cut_hierarchy(tree, config.hierarchy)
+    return Segmentation(result.labels, result.metrics, result.feature_names, segments, tree)

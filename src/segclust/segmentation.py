@@ -22,14 +22,18 @@ class Segmentation:
     """Labels (H×W int32, -1 = noise), their scores, and how they were made.
 
     ``labels`` are the clusters; ``segments`` are what to draw and compare with people: the
-    clusters themselves, or connected regions with ``regions="connected"``. The internal
-    scores in ``metrics`` (silhouette, ...) are always the clustering's.
+    clusters themselves, connected regions with ``regions="connected"``, or the cut of the
+    region hierarchy when one was asked for (``hierarchy``, a
+    :class:`segclust.hierarchy.Hierarchy`: cut it at any other level with ``.cut(t)`` or
+    ``.cut_regions(n)``). The internal scores in ``metrics`` (silhouette, ...) are always
+    the clustering's.
     """
 
     labels: np.ndarray
     metrics: dict[str, Any]
     feature_names: list[str]
     segments: np.ndarray | None = None
+    hierarchy: Any = None
 
     def __post_init__(self) -> None:
         if self.segments is None:
