@@ -91,5 +91,5 @@ def test_cluster_leaves_nest_in_the_clusters():
 
 
 def test_bad_hierarchy_is_a_config_error():
-    with pytest.raises(ConfigError, match="hierarchy.cut: unknown value 'best'"):
+    with pytest.raises(ConfigError, match=r"hierarchy\.cut: unknown value 'best'"):
         segment(two_region_grey(), hierarchy="best")

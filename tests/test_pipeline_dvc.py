@@ -30,6 +30,7 @@ GENERATED = (
     "data/tuned",
     "data/studies",
     "data/regions",
+    "data/hierarchy",
 )
 
 
@@ -100,19 +101,21 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("data/tuned/*"),
         *repo.glob("data/studies/*"),
         *repo.glob("data/regions/*/*"),
+        *repo.glob("data/hierarchy/*/*"),
         *repo.glob("plots/trials/*"),
         *repo.glob("plots/render/*"),
         repo / "metrics/cluster.json",
         repo / "metrics/tune.json",
         repo / "metrics/evaluate.json",
         repo / "metrics/regions.json",
+        repo / "metrics/hierarchy.json",
     ]
     return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     result = dvc(repo, "repro")
-    for stage in ("features", "cluster", "tune", "regions", "render", "evaluate"):
+    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
     for name in ("halves", "bands"):
         assert (repo / f"data/features/{name}.npy").exists()
@@ -121,7 +124,8 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
         assert (repo / f"data/studies/{name}.journal").exists()
         assert (repo / f"plots/trials/{name}.csv").exists()
         assert (repo / f"plots/history/{name}.png").exists()
-        for kind in ("grey", "clusters", "contours"):
+        assert (repo / f"data/hierarchy/ucm/{name}.npy").exists()
+        for kind in ("grey", "clusters", "contours", "hierarchy"):
             assert (repo / f"plots/render/{name}_{kind}.png").stat().st_size > 1000
     shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     cluster = shown[""]["data"]["metrics/cluster.json"]["data"]
@@ -141,7 +145,7 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     dvc(repo, "repro", "--force")
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 28
+    assert before.keys() == after.keys() and len(before) == 35
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 
@@ -178,6 +182,28 @@ def test_regions_sweep_reruns_only_what_depends_on_it(repo):
     counts = json.loads((repo / "metrics/regions.json").read_text())
     assert counts["summary"]["method"] == "clusters"
     assert "method: clusters" in (repo / "params.yaml").read_text()
+
+
+def test_hierarchy_sweep_reruns_only_the_cascade(repo):
+    """Cut the same hierarchy another way from the command line: no clustering reruns."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline results", check=False)
+    result = dvc(
+        repo, "exp", "run", "-S", "hierarchy.cut=regions", "-S", "hierarchy.n_regions=2",
+        "-n", "cut-try",
+    )  # fmt: skip
+    for stage in ("hierarchy", "render", "evaluate"):
+        assert f"Running stage '{stage}'" in result.stdout
+    for stage in ("features", "cluster", "tune", "regions"):
+        assert f"Running stage '{stage}'" not in result.stdout
+    composed = yaml.safe_load((repo / "params.yaml").read_text())
+    assert composed["hierarchy"]["cut"] == "regions" and composed["hierarchy"]["n_regions"] == 2
+    counts = json.loads((repo / "metrics/hierarchy.json").read_text())
+    assert counts["summary"]["cut"] == "regions"
+    assert {e["regions"] for e in counts["images"].values()} == {2}
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    names = {exp.get("name") for entry in shown for exp in (entry.get("experiments") or [])}
+    assert "cut-try" in names
 
 
 def test_the_seed_experiment_runs_from_its_hydra_group(repo):
