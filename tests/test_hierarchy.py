@@ -13,9 +13,9 @@ from segclust.hierarchy import (
     CUTS,
     Hierarchy,
     boundary_strength,
+    build_hierarchy,
     build_ucm,
     cut_hierarchy,
-    image_ucm,
     pixel_edge_weights,
     ultrametric_contour_map,
     watershed_leaves,
@@ -44,7 +44,7 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 def noisy_hierarchy(seed: int = 3) -> Hierarchy:
     rng = np.random.default_rng(seed)
     image = rng.random((40, 56, 3)).astype(np.float32)
-    return Hierarchy(build_ucm(image, image, HierarchyConfig(leaf_area=8)))
+    return Hierarchy.from_ucm(build_ucm(image, image, HierarchyConfig(leaf_area=8)))
 
 
 @pytest.mark.parametrize("gradient_weight", [0.0, 2.0])
@@ -55,7 +55,7 @@ def test_known_regions_are_one_level_of_the_hierarchy(gradient_weight, seed):
     image, truth = quadrants(seed=seed)
     settings = HierarchyConfig(leaf_area=20, gradient_weight=gradient_weight)
     ucm = build_ucm(image, image, settings)
-    hierarchy = Hierarchy(ucm)
+    hierarchy = Hierarchy.from_ucm(ucm)
     cuts = [hierarchy.cut(t) for t in hierarchy.levels]
     assert any(same_partition(cut, truth) for cut in cuts)
     assert same_partition(hierarchy.cut_regions(4), truth)
@@ -105,7 +105,7 @@ def test_cluster_leaves_are_kept_as_connected_pieces():
     ucm = ultrametric_contour_map(
         pixel_edge_weights(image, image, gradient_sigma=1.0, gradient_weight=0.0), leaves
     )
-    hierarchy = Hierarchy(ucm)
+    hierarchy = Hierarchy.from_ucm(ucm)
     finest = hierarchy.cut(0.0)  # pixels of one leaf join at height 0, leaves only above
     assert same_partition(
         finest, np.cumsum(np.r_[0, np.diff(leaves[0]) != 0])[None, :] + 0 * leaves
@@ -127,7 +127,7 @@ def test_flat_image_gives_one_region_and_a_zero_ucm():
     flat = np.full((16, 20, 3), 0.5, np.float32)
     ucm = build_ucm(flat, flat, HierarchyConfig())
     assert not ucm.any()
-    hierarchy = Hierarchy(ucm)
+    hierarchy = Hierarchy.from_ucm(ucm)
     assert hierarchy.cut(1.0).max() == 0 and hierarchy.cut_regions(5).max() == 0
 
 
@@ -139,7 +139,7 @@ def test_every_registered_cut_runs_and_the_relative_cut_ignores_contrast():
     relative = HierarchyConfig.from_dict({"cut": "relative", "relative_threshold": 2.0})
     middle = float(np.median(hierarchy.levels))
     fixed = HierarchyConfig.from_dict({"cut": "threshold", "threshold": middle})
-    doubled = Hierarchy(hierarchy.ucm * 2)
+    doubled = Hierarchy.from_ucm(hierarchy.ucm * 2)
     # an internal criterion reads the image's own contrast: doubling every height changes nothing
     np.testing.assert_array_equal(
         cut_hierarchy(hierarchy, relative), cut_hierarchy(doubled, relative)
@@ -156,8 +156,8 @@ def test_regions_cut_gives_the_requested_count():
 def test_same_input_same_bytes():
     image, _ = quadrants(seed=4)
     settings = HierarchyConfig()
-    one = image_ucm((image * 255).astype(np.uint8), SmoothingConfig(), settings)
-    two = image_ucm((image * 255).astype(np.uint8), SmoothingConfig(), settings)
+    one = build_hierarchy((image * 255).astype(np.uint8), SmoothingConfig(), settings).ucm
+    two = build_hierarchy((image * 255).astype(np.uint8), SmoothingConfig(), settings).ucm
     assert one.tobytes() == two.tobytes()
 
 
@@ -166,7 +166,7 @@ def test_sixteen_bit_grey_and_rgba_photos_work():
     grey16 = (image.mean(axis=2) * 65535).astype(np.uint16)
     rgba = np.dstack([(image * 255).astype(np.uint8), np.full(truth.shape, 255, np.uint8)])
     for photo in (grey16, rgba):
-        ucm = image_ucm(photo, SmoothingConfig(), HierarchyConfig(leaf_area=20))
+        ucm = build_hierarchy(photo, SmoothingConfig(), HierarchyConfig(leaf_area=20)).ucm
         assert ucm.shape == (2, *truth.shape) and ucm.any()
 
 
@@ -191,3 +191,21 @@ def test_bad_hierarchy_params_are_config_errors(given, text):
 def test_only_the_chosen_cuts_parameter_is_kept():
     config = HierarchyConfig.from_dict({"cut": "regions", "n_regions": 7, "threshold": 5.0})
     assert config.cut_params == {"n_regions": 7}
+
+
+def test_large_photos_are_built_at_the_working_resolution_and_cut_at_full_size():
+    image, truth = quadrants(seed=2)
+    big = np.repeat(np.repeat((image * 255).astype(np.uint8), 4, axis=0), 4, axis=1)
+    big_truth = np.repeat(np.repeat(truth, 4, axis=0), 4, axis=1)
+    settings = HierarchyConfig(leaf_area=20, gradient_weight=2.0, max_pixels=48 * 48)
+    hierarchy = build_hierarchy(big, SmoothingConfig(), settings)
+    assert hierarchy.shape == big_truth.shape and hierarchy.ucm.shape == (2, 192, 192)
+    assert same_partition(hierarchy.cut_regions(4), big_truth)
+    # the same heights as the photo at the working size: thresholds keep their meaning
+    small = build_hierarchy((image * 255).astype(np.uint8), SmoothingConfig(), settings)
+    np.testing.assert_allclose(hierarchy.levels, small.levels, rtol=0.05)
+    strength = boundary_strength(hierarchy.ucm)
+    for t in hierarchy.levels:
+        np.testing.assert_array_equal(strength > t, boundary_map(hierarchy.cut(t)))
+        # the stored UCM rebuilds the same cuts
+        assert same_partition(Hierarchy.from_ucm(hierarchy.ucm).cut(t), hierarchy.cut(t))

@@ -44,7 +44,7 @@ from segclust.config import (
 
 __all__ = ["Segmentation", "cluster_and_score", "compose_config", "segment", "segment_with"]
 from segclust.features import feature_matrix
-from segclust.hierarchy import Hierarchy, cut_hierarchy, image_ucm
+from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.presets import compose_params
 from segclust.regions import segments_for
 from segclust.segmentation import Segmentation, cluster_and_score
@@ -147,6 +147,6 @@ def segment_with(image: np.ndarray, config: Config, *, hierarchy: bool = False) 
         segments = segments_for(result.labels, config.regions)
         return Segmentation(result.labels, result.metrics, result.feature_names, segments)
     leaves = result.labels if config.hierarchy.leaves == "clusters" else None
-    tree = Hierarchy(image_ucm(image, config.smoothing, config.hierarchy, leaves))
+    tree = build_hierarchy(image, config.smoothing, config.hierarchy, leaves)
     segments = cut_hierarchy(tree, config.hierarchy)
     return Segmentation(result.labels, result.metrics, result.feature_names, segments, tree)

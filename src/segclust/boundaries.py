@@ -26,13 +26,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from skimage.morphology import thin as _thin
 
 # correspondPixels rounds distances to integers in units of 1/100 pixel (match.cc, CSA needs
 # integer weights); so do we, so that ties and near-ties fall as they do there.
 _UNITS_PER_PIXEL = 100
+# Components smaller than this are matched together, up to this many nodes per SciPy call.
+_BATCH_NODES = 400
 # Berkeley's default tolerance: a fraction of the image diagonal.
 DEFAULT_MAX_DIST_FRACTION = 0.0075
 
@@ -128,24 +130,29 @@ def correspond_pixels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Match boundary pixels one-to-one within ``max_dist`` pixels, as ``correspondPixels``.
 
-    Two pixels may be matched when their Euclidean distance is at most ``max_dist``; the
-    matching minimises the summed distance plus ``outlier_cost × max_dist`` for every pair of
-    pixels that stays unmatched, Berkeley's objective. A match thus saves 100 × max_dist
+    Two pixels may be matched when their Euclidean distance is at most ``max_dist``. The
+    matching maximises the sum, over matched pairs, of ``outlier_cost × max_dist − distance``:
+    correspondPixels' objective, whose assignment costs the distances plus the outlier cost
+    for each of ``n_machine + n_human − pairs`` outlier edges. A pair thus saves 100 × max_dist
     (default), so the matching has the most pairs possible unless one more pair would lengthen
     the others by over 100 × max_dist in total (an augmenting path of 100+ pairs): maximum
     cardinality first, least total distance next.
 
     Solved exactly as a minimum-weight full bipartite matching
-    (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``) on this graph, per
-    connected component of the candidate pairs: rows are the machine pixels and one dummy per
-    human pixel, columns the human pixels and one dummy per machine pixel; edges are machine i
-    – human j (their distance), machine i – its own dummy and human j – its own dummy (half
-    the outlier cost each), and for every candidate pair (i, j) dummy(j) – dummy(i) (free), so
-    that the dummies of a matched pair can pair off. Every matching of the real pixels is one
-    full matching, of cost distances + (unmatched pixels) × outlier cost / 2, so a full matching
-    always exists and the optimum is Berkeley's. SciPy drops explicit zeros from a sparse
-    matrix (a missing edge), so every edge weight gets +1: each full matching has the same
-    number of edges, so this shifts all costs alike and leaves the optimum unchanged.
+    (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``) on this graph: rows are the
+    machine pixels and one dummy per human pixel, columns the human pixels and one dummy per
+    machine pixel; edges are machine i – human j (their distance), machine i – its own dummy
+    and human j – its own dummy (half the outlier cost each), and for every candidate pair
+    (i, j) dummy(j) – dummy(i) (free), so that the dummies of a matched pair can pair off.
+    Every matching of the real pixels is one full matching, of cost distances + (unmatched
+    pixels) × outlier cost / 2, so a full matching always exists and the optimum is
+    Berkeley's. SciPy drops explicit zeros from a sparse matrix (a missing edge), so every
+    edge weight gets +1: each full matching has the same number of edges, so this shifts all
+    costs alike and leaves the optimum unchanged. The graph is split into the connected
+    components of the candidate pairs (``scipy.sparse.csgraph.connected_components``): a
+    component with a single machine or human pixel takes its shortest pair, small ones are
+    solved a few hundred nodes per call, large ones one per call (LAPJVsp's work per
+    augmenting path grows with the size of the graph).
 
     Differences from ``correspondPixels``: Berkeley solves the same objective with the CSA
     assignment code, but connects each outlier node to only 6 random others (plus a very
@@ -187,52 +194,82 @@ def correspond_pixels(
         raise ValueError(f"max_dist must be a finite number >= 0, not {max_dist}")
     if not outlier_cost > 1:
         raise ValueError(f"outlier_cost must be > 1, not {outlier_cost}")
-    matched_machine = np.zeros(machine.shape, dtype=bool)
-    matched_human = np.zeros(human.shape, dtype=bool)
-    i, j, cost, (my, mx), (hy, hx) = _candidate_pairs(machine, human, max_dist)
-    if i.size == 0:
+    sites = _MachineSites(machine, max_dist)
+    return sites.match(human, _half_outlier(max_dist, outlier_cost))
+
+
+def _half_outlier(max_dist: float, outlier_cost: float) -> float:
+    """Each dummy edge's cost: half of what a match saves, in 1/100 px.
+
+    Rounded up as match.cc; at least 1 unit, so that matching stays strictly better than not
+    when ``max_dist`` is 0.
+    """
+    return max(math.ceil(outlier_cost * max_dist * _UNITS_PER_PIXEL), 1) / 2
+
+
+class _MachineSites:
+    """A machine map's pixels and, for each, the padded flat index of every offset in reach.
+
+    Built once per machine map, so that matching it against several annotators only looks
+    up each annotator's pixels.
+    """
+
+    def __init__(self, machine: np.ndarray, max_dist: float) -> None:
+        self.shape = machine.shape
+        self.y, self.x = np.nonzero(machine)
+        dy, dx, self.cost = _offsets(max_dist)
+        self.r = r = math.ceil(max_dist)
+        self.padded_width = machine.shape[1] + 2 * r
+        self.flat = (self.y[:, None] + (dy + r)[None, :]) * self.padded_width + (
+            self.x[:, None] + (dx + r)[None, :]
+        )
+
+    def match(self, human: np.ndarray, half_outlier: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean maps of the matched machine and human pixels (see correspond_pixels)."""
+        matched_machine = np.zeros(self.shape, dtype=bool)
+        matched_human = np.zeros(self.shape, dtype=bool)
+        hy, hx = np.nonzero(human)
+        if self.y.size == 0 or hy.size == 0:
+            return matched_machine, matched_human
+        r, h = self.r, self.shape[0]
+        node = np.full((h + 2 * r) * self.padded_width, -1, dtype=np.int64)
+        node[(hy + r) * self.padded_width + hx + r] = np.arange(hy.size)
+        j = node[self.flat]  # machine pixel × offset -> human node or -1
+        i, k = np.nonzero(j >= 0)
+        if i.size:
+            mi, hj = _solve(i, j[i, k], self.cost[k], half_outlier)
+            matched_machine[self.y[mi], self.x[mi]] = True
+            matched_human[hy[hj], hx[hj]] = True
         return matched_machine, matched_human
-    # a match saves the outlier cost; in 1/100 px, rounded up as match.cc (at least 1 unit so
-    # that matching stays strictly better than not when max_dist is 0)
-    outlier = max(math.ceil(outlier_cost * max_dist * _UNITS_PER_PIXEL), 1)
-    mi, hj = _solve(i, j, cost, outlier / 2)
-    matched_machine[my[mi], mx[mi]] = True
-    matched_human[hy[hj], hx[hj]] = True
-    return matched_machine, matched_human
 
 
-def _candidate_pairs(
-    machine: np.ndarray, human: np.ndarray, max_dist: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple, tuple]:
-    """Every (machine node, human node, cost) within max_dist, and the nodes' pixels."""
-    my, mx = np.nonzero(machine)
-    hy, hx = np.nonzero(human)
-    dy, dx, cost = _offsets(max_dist)
-    r = math.ceil(max_dist)
-    h, w = human.shape
-    node = np.full((h + 2 * r, w + 2 * r), -1, dtype=np.int64)  # padded: no bounds checks
-    node[hy + r, hx + r] = np.arange(hy.size)
-    j = node[my[:, None] + (dy + r)[None, :], mx[:, None] + (dx + r)[None, :]]
-    ii, kk = np.nonzero(j >= 0)
-    return ii, j[ii, kk], cost[kk], (my, mx), (hy, hx)
+def _compact(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(used ids in increasing order, ids renumbered 0..n-1), without sorting."""
+    present = np.zeros(size, dtype=bool)
+    present[ids] = True
+    used = np.flatnonzero(present)
+    new = np.cumsum(present) - 1
+    return used, new[ids]
 
 
 def _solve(
     i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The matched (machine, human) node pairs of the candidate graph ``(i, j, cost)``."""
+    """The matched (machine, human) node pairs of the candidate graph ``(i, j, cost)``.
+
+    Edge k joins machine node ``i[k]`` and human node ``j[k]`` at ``cost[k]`` (1/100 px).
+    """
     # compact node numbers: only matchable pixels take part
-    ui, i = np.unique(i, return_inverse=True)
-    uj, j = np.unique(j, return_inverse=True)
+    ui, i = _compact(i, int(i.max()) + 1)
+    uj, j = _compact(j, int(j.max()) + 1)
     n1, n2 = ui.size, uj.size
-    graph = coo_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
+    graph = csr_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
     ncomp, comp = connected_components(graph, directed=False)
-    comp_i, comp_j = comp[:n1], comp[n1:]
-    edge_comp = comp_i[i]
+    edge_comp = comp[i]
     # a component with one machine or one human pixel: its cheapest edge is the optimum
-    # (one pair is the most there can be; ties go to the first edge, as any optimum would do)
-    size_i = np.bincount(comp_i, minlength=ncomp)
-    size_j = np.bincount(comp_j, minlength=ncomp)
+    # (one pair is the most there can be; of equal edges any is optimal: take the first)
+    size_i = np.bincount(comp[:n1], minlength=ncomp)
+    size_j = np.bincount(comp[n1:], minlength=ncomp)
     star = (size_i == 1) | (size_j == 1)
     on_star = star[edge_comp]
     out_i: list[np.ndarray] = []
@@ -247,24 +284,29 @@ def _solve(
         out_j.append(j[best])
     rest = np.flatnonzero(~on_star)
     if rest.size:
-        # the remaining components, grouped, each solved on its own
-        order = rest[np.argsort(edge_comp[rest], kind="stable")]
-        bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
+        # Every other component is solved on its own, as LAPJVsp's work per augmenting path
+        # grows with the size of the graph it is given; small ones are solved in batches of
+        # up to _BATCH_NODES nodes (a block-diagonal graph), to save per-call overhead.
+        nodes = size_i + size_j
+        small = ~star & (nodes < _BATCH_NODES)
+        batch = np.arange(ncomp) + ncomp  # large components: a batch each
+        batch[small] = np.cumsum(np.where(small, nodes, 0))[small] // _BATCH_NODES
+        edge_batch = batch[edge_comp[rest]]
+        order = rest[np.argsort(edge_batch, kind="stable")]
+        bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
         for block in np.split(order, bounds):
-            bi, bj = _match_component(i[block], j[block], cost[block], half_outlier)
+            bi, bj = _match_component(i[block], j[block], cost[block], half_outlier, n1, n2)
             out_i.append(bi)
             out_j.append(bj)
-    mi = np.concatenate(out_i)
-    hj = np.concatenate(out_j)
-    return ui[mi], uj[hj]
+    return ui[np.concatenate(out_i)], uj[np.concatenate(out_j)]
 
 
 def _match_component(
-    i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float
+    i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float, n1: int, n2: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal matching of one connected component (node ids as given), via SciPy."""
-    ui, li = np.unique(i, return_inverse=True)
-    uj, lj = np.unique(j, return_inverse=True)
+    """Optimal matching of one connected component (node ids below n1 and n2), via SciPy."""
+    ui, li = _compact(i, n1)
+    uj, lj = _compact(j, n2)
     a, b = ui.size, uj.size
     n = a + b
     # rows: machine 0..a-1, human dummies a..n-1; columns: human 0..b-1, machine dummies b..n-1
@@ -327,11 +369,15 @@ def boundary_counts(
     if not (math.isfinite(max_dist_fraction) and max_dist_fraction >= 0):
         raise ValueError(f"max_dist_fraction must be >= 0, not {max_dist_fraction}")
     max_dist = max_dist_fraction * math.hypot(*machine.shape)
+    sites = _MachineSites(machine, max_dist)
+    half_outlier = _half_outlier(max_dist, 100.0)
     matched = np.zeros(machine.shape, dtype=bool)
     cnt_r = sum_r = 0
     for k, human in enumerate(humans):
         human = _as_bmap(human, f"human boundary map {k}")
-        m1, m2 = correspond_pixels(machine, human, max_dist)
+        if human.shape != machine.shape:
+            raise ValueError(f"human boundary map {k} has shape {human.shape}, not {machine.shape}")
+        m1, m2 = sites.match(human, half_outlier)
         matched |= m1
         sum_r += int(np.count_nonzero(human))
         cnt_r += int(np.count_nonzero(m2))
@@ -505,14 +551,14 @@ def _max_f(
     thresholds: np.ndarray, r: np.ndarray, p: np.ndarray
 ) -> tuple[float, float, float, float]:
     """(t, r, p, f) of the best F on the curve, 100 linear steps between thresholds (maxF)."""
-    d = np.linspace(0, 1, 100)
-    ts = np.concatenate(
-        [thresholds[:1], (thresholds[1:, None] * d + thresholds[:-1, None] * (1 - d)).ravel()]
-    )
-    rs = np.concatenate([r[:1], (r[1:, None] * d + r[:-1, None] * (1 - d)).ravel()])
-    ps = np.concatenate([p[:1], (p[1:, None] * d + p[:-1, None] * (1 - d)).ravel()])
+    d = np.linspace(0, 1, 100)  # MATLAB's linspace(0, 1)
+
+    def along(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([x[:1], (x[1:, None] * d + x[:-1, None] * (1 - d)).ravel()])
+
+    ts, rs, ps = along(thresholds), along(r), along(p)
     fs = _fmeasure(rs, ps)
-    k = int(np.argmax(fs))  # the first best, as the strict '>' of maxF
+    k = int(np.argmax(fs))  # the first best, as maxF's strict '>'
     return float(ts[k]), float(rs[k]), float(ps[k]), float(fs[k])
 
 
@@ -524,7 +570,7 @@ def _average_precision(r: np.ndarray, p: np.ndarray) -> float:
     if ru.size < 2:
         return 0.0
     pu = p[::-1][last]
-    grid = np.linspace(0, 1, 101)
+    grid = np.arange(101) / 100  # k/100 exactly rounded, as a recall of 7/20 is
     return float(np.interp(grid, ru, pu, left=0.0, right=0.0).sum() * 0.01)
 
 

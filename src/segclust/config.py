@@ -395,6 +395,7 @@ HIERARCHY_PARAMS: Mapping[str, Param] = {
     "leaf_area": Param(int, 100, low=1, doc="pixels per watershed leaf"),
     "gradient_sigma": Param(float, 1.0, low=0, low_open=True, doc="pixels"),
     "gradient_weight": Param(float, 4.0, low=0, doc="x Sobel/8, against the colour term"),
+    "max_pixels": Param(int, 160_000, low=64, doc="working resolution of larger photos"),
     "thresholds": Param(int, 40, low=2, doc="levels scored for ODS/OIS by evaluate"),
 }
 
@@ -411,9 +412,12 @@ class HierarchyConfig:
     leaf_area: int = 100
     gradient_sigma: float = 1.0
     gradient_weight: float = 4.0
+    max_pixels: int = 160_000
     thresholds: int = 40
     cut: str = "threshold"
-    cut_params: Mapping[str, Any] = field(default_factory=dict)
+    cut_params: Mapping[str, Any] = field(
+        default_factory=lambda: {k: p.default for k, p in CUTS["threshold"].params.items()}
+    )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HierarchyConfig:

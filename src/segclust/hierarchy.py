@@ -33,12 +33,13 @@ column and row are 0, there being no neighbour).
 >>> photo[:, 4:] = 1.0                         # two flat halves
 >>> edges = pixel_edge_weights(photo, photo, gradient_sigma=1.0, gradient_weight=0.0)
 >>> ucm = ultrametric_contour_map(edges, np.arange(64).reshape(8, 8))
->>> Hierarchy(ucm).cut_regions(2)[0]
+>>> Hierarchy.from_ucm(ucm).cut_regions(2)[0]
 array([0, 0, 0, 0, 1, 1, 1, 1], dtype=int32)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -148,8 +149,8 @@ def watershed_leaves(edges: np.ndarray, leaf_area: int) -> np.ndarray:
     return np.asarray(labels, dtype=np.int32).reshape(shape)
 
 
-def ultrametric_contour_map(edges: np.ndarray, leaves: np.ndarray) -> np.ndarray:
-    """Merge the connected pieces of ``leaves`` by average boundary strength into a UCM.
+def leaf_tree(edges: np.ndarray, leaves: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Merge the connected pieces of ``leaves`` by average boundary strength.
 
     Parameters
     ----------
@@ -160,8 +161,9 @@ def ultrametric_contour_map(edges: np.ndarray, leaves: np.ndarray) -> np.ndarray
 
     Returns
     -------
-    numpy.ndarray
-        float32 (2, H, W): per 4-neighbour edge, the height at which its two pixels join.
+    tree, altitudes, leaf_map
+        higra's binary partition tree (None when there is a single leaf), its node heights,
+        and the H×W int32 map from each pixel to its leaf of the tree.
     """
     import higra as hg
 
@@ -171,13 +173,19 @@ def ultrametric_contour_map(edges: np.ndarray, leaves: np.ndarray) -> np.ndarray
     graph, sources, right = _graph(shape)
     weights = _to_graph_order(edges, sources, right).astype(np.float64)
     rag = hg.make_region_adjacency_graph_from_labelisation(graph, np.asarray(leaves).ravel())
+    leaf_map = np.asarray(rag.vertex_map, dtype=np.int32).reshape(shape)
     if rag.num_vertices() == 1:
-        return np.zeros_like(edges, dtype=np.float32)
+        return None, np.zeros(1), leaf_map
     mean_strength = hg.rag_accumulate_on_edges(rag, hg.Accumulators.mean, weights)
     length = hg.rag_accumulate_on_edges(rag, hg.Accumulators.sum, np.ones_like(weights))
     tree, altitudes = hg.binary_partition_tree_average_linkage(rag, mean_strength, length)
-    saliency = hg.saliency(tree, altitudes, rag)  # back-projected onto the pixel edges
-    return _from_graph_order(np.asarray(saliency, np.float32), shape, sources, right)
+    return tree, np.asarray(altitudes), leaf_map
+
+
+def ultrametric_contour_map(edges: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+    """The UCM of :func:`leaf_tree`: float32 (2, H, W), per 4-neighbour edge the height at
+    which its two pixels join."""
+    return Hierarchy(*leaf_tree(edges, leaves)).ucm
 
 
 def boundary_strength(ucm: np.ndarray) -> np.ndarray:
@@ -196,38 +204,87 @@ def boundary_strength(ucm: np.ndarray) -> np.ndarray:
 
 
 class Hierarchy:
-    """Cuts of a stored UCM: any level without recomputing the hierarchy.
+    """A tree of regions over the pixels: cut it at any level without rebuilding it.
 
-    The tree is rebuilt from the UCM's edges (higra's canonical binary partition tree of an
-    ultrametric is the hierarchy itself), once; each cut is then a labelling of its leaves.
+    ``leaf_map`` sends each pixel to a leaf of ``tree``; several pixels share a leaf (a
+    watershed basin, a piece of a cluster) and, when the tree was built at a working
+    resolution, a leaf covers a block of full-resolution pixels. :meth:`from_ucm` rebuilds
+    the tree from a stored UCM (higra's canonical binary partition tree of an ultrametric is
+    the hierarchy itself).
     """
 
-    def __init__(self, ucm: np.ndarray) -> None:
+    def __init__(
+        self, tree: Any, altitudes: np.ndarray, leaf_map: np.ndarray, ucm: np.ndarray | None = None
+    ) -> None:
+        self._tree = tree
+        # float32, as the stored UCM: a cut at a level then agrees with the UCM bit for bit
+        self._altitudes = np.asarray(altitudes, dtype=np.float32)
+        self._leaf_map = np.asarray(leaf_map, dtype=np.int32)
+        self.shape: tuple[int, int] = self._leaf_map.shape
+        self._ucm = None if ucm is None else np.asarray(ucm, dtype=np.float32)
+        self._explorer = None
+        if tree is not None:
+            import higra as hg
+
+            self._explorer = hg.HorizontalCutExplorer(tree, self._altitudes)
+
+    @classmethod
+    def from_ucm(cls, ucm: np.ndarray) -> Hierarchy:
+        """The hierarchy stored as ``ucm`` (float32 (2, H, W), see the module docstring)."""
         import higra as hg
 
-        self.ucm = np.asarray(ucm, dtype=np.float32)
-        self.shape = self.ucm.shape[1:]
-        graph, sources, right = _graph(self.shape)
-        weights = _to_graph_order(self.ucm, sources, right)
-        self._tree, self._altitudes = hg.bpt_canonical(graph, weights)
-        self._explorer = hg.HorizontalCutExplorer(self._tree, self._altitudes)
+        ucm = np.asarray(ucm, dtype=np.float32)
+        shape = ucm.shape[1:]
+        leaf_map = np.arange(shape[0] * shape[1], dtype=np.int32).reshape(shape)
+        if not ucm.any():  # one region: nothing to merge (every pixel joins at height 0)
+            return cls(None, np.zeros(1), np.zeros(shape, np.int32), ucm)
+        graph, sources, right = _graph(shape)
+        tree, altitudes = hg.bpt_canonical(graph, _to_graph_order(ucm, sources, right))
+        return cls(tree, altitudes, leaf_map, ucm)
+
+    @property
+    def ucm(self) -> np.ndarray:
+        """The ultrametric contour map, float32 (2, H, W): per edge, the height of the lowest
+        common ancestor of its two pixels' leaves (0 inside a leaf)."""
+        if self._ucm is None:
+            ucm = np.zeros((2, *self.shape), np.float32)
+            if self._tree is not None:
+                m = self._leaf_map
+                for a, b, target in (
+                    (m[:, :-1], m[:, 1:], ucm[RIGHT, :, :-1]),
+                    (m[:-1, :], m[1:, :], ucm[DOWN, :-1, :]),
+                ):
+                    apart = a != b
+                    ancestors = self._tree.lowest_common_ancestor(a[apart], b[apart])
+                    target[apart] = self._altitudes[ancestors]
+            self._ucm = ucm
+        return self._ucm
 
     @property
     def levels(self) -> np.ndarray:
         """The distinct merge heights, ascending (each is a threshold where the cut changes)."""
+        if self._tree is None:
+            return np.zeros(0)
         return np.unique(self._altitudes[self._tree.num_leaves() :])
 
     def _labels(self, cut: Any) -> np.ndarray:
-        labels = np.asarray(cut.labelisation_leaves(self._tree)).reshape(self.shape)
-        _, codes = np.unique(labels, return_inverse=True)
-        return relabel_by_size(codes.reshape(self.shape).astype(np.int32))
+        if cut is None:
+            return np.zeros(self.shape, np.int32)
+        # per tree leaf, not projected back through a region adjacency graph (leaf_map does it)
+        per_leaf = np.asarray(cut.labelisation_leaves(self._tree, handle_rag=False)).ravel()
+        _, codes = np.unique(per_leaf, return_inverse=True)
+        return relabel_by_size(codes.astype(np.int32)[self._leaf_map])
 
     def cut(self, threshold: float) -> np.ndarray:
         """Regions joined by every edge ``<= threshold`` (int32 labels, largest region 0)."""
+        if self._explorer is None:
+            return self._labels(None)
         return self._labels(self._explorer.horizontal_cut_from_altitude(float(threshold)))
 
     def cut_regions(self, n_regions: int) -> np.ndarray:
         """The coarsest cut with at least ``n_regions`` regions (fewer if there are not so many)."""
+        if self._explorer is None:
+            return self._labels(None)
         return self._labels(self._explorer.horizontal_cut_from_num_regions(int(n_regions)))
 
 
@@ -299,30 +356,70 @@ def build_ucm(
     config: HierarchyConfig,
     leaves: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The UCM of a photo: boundary strength, leaves (watershed unless given), merging.
-
-    ``photo`` and ``smoothed`` are BGR (or grey) in [0, 1]; ``leaves`` replaces the watershed
-    leaves (e.g. cluster labels: each connected piece becomes a leaf).
+    """The UCM of a photo at its own resolution: boundary strength, leaves (watershed unless
+    given), merging. ``photo`` and ``smoothed`` are BGR (or grey) in [0, 1]; ``leaves``
+    replaces the watershed leaves (e.g. cluster labels: each connected piece becomes a leaf).
     """
+    return photo_hierarchy(photo, smoothed, config, leaves).ucm
+
+
+def photo_hierarchy(
+    photo: np.ndarray,
+    smoothed: np.ndarray,
+    config: HierarchyConfig,
+    leaves: np.ndarray | None = None,
+) -> Hierarchy:
+    """:func:`build_ucm`'s hierarchy, at the photo's own resolution."""
+    return Hierarchy(*leaf_tree(*_edges_and_leaves(photo, smoothed, config, leaves)))
+
+
+def _nearest(size: int, new_size: int) -> np.ndarray:
+    """Index of the source row (or column) nearest to each of ``new_size`` resampled ones."""
+    return np.minimum(((np.arange(new_size) + 0.5) * size / new_size).astype(np.intp), size - 1)
+
+
+def build_hierarchy(
+    image: np.ndarray,
+    smoothing: SmoothingConfig,
+    config: HierarchyConfig,
+    leaves: np.ndarray | None = None,
+) -> Hierarchy:
+    """The hierarchy of a decoded image (any bit depth, alpha dropped), smoothed first as the
+    features are (``smoothing``).
+
+    Photos above ``config.max_pixels`` are built at that working resolution (``cv2.resize``,
+    ``INTER_AREA``): boundary strength is a per-pixel difference, so its heights, and the
+    thresholds chosen for them on BSDS500 (about 0.15 MP), only mean the same at a similar
+    scale; it also keeps a 12-MP photo fast and small. Each full-resolution pixel then takes
+    the leaf of its nearest working pixel, so the cuts and the UCM come back at full size.
+    """
+    import cv2
+
+    pixels = colour_channels(np.asarray(image))
+    height, width = pixels.shape[:2]
+    scale = math.sqrt(config.max_pixels / (height * width))
+    if scale >= 1:
+        photo = to_float01(pixels)
+        smoothed = to_float01(colour_channels(smooth_image(pixels, smoothing)))
+        return photo_hierarchy(photo, smoothed, config, leaves)
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(pixels, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    if leaves is not None:
+        leaves = np.asarray(leaves)[_nearest(height, small_h)][:, _nearest(width, small_w)]
+    photo = to_float01(small)
+    smoothed = to_float01(colour_channels(smooth_image(small, smoothing)))
+    tree, altitudes, leaf_map = leaf_tree(*_edges_and_leaves(photo, smoothed, config, leaves))
+    full = leaf_map[_nearest(small_h, height)][:, _nearest(small_w, width)]
+    return Hierarchy(tree, altitudes, full)
+
+
+def _edges_and_leaves(
+    photo: np.ndarray, smoothed: np.ndarray, config: HierarchyConfig, leaves: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     edges = pixel_edge_weights(
         photo,
         smoothed,
         gradient_sigma=config.gradient_sigma,
         gradient_weight=config.gradient_weight,
     )
-    if leaves is None:
-        leaves = watershed_leaves(edges, config.leaf_area)
-    return ultrametric_contour_map(edges, leaves)
-
-
-def image_ucm(
-    image: np.ndarray,
-    smoothing: SmoothingConfig,
-    config: HierarchyConfig,
-    leaves: np.ndarray | None = None,
-) -> np.ndarray:
-    """:func:`build_ucm` of a decoded image (any bit depth, alpha dropped), smoothed first as
-    the features are (``smoothing``)."""
-    photo = to_float01(colour_channels(image))
-    smoothed = to_float01(colour_channels(smooth_image(image, smoothing)))
-    return build_ucm(photo, smoothed, config, leaves)
+    return edges, (watershed_leaves(edges, config.leaf_area) if leaves is None else leaves)

@@ -124,7 +124,7 @@ def main(config: Config) -> None:
                 counts[which].append(image_counts)
             ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
             if levels is not None and ucm_path.exists():
-                hierarchy = Hierarchy(np.load(ucm_path))
+                hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
                 level_regions.append(region_scores_by_level(hierarchy, annotations, levels))
                 # a pixel is on the cut's boundary at t when its strength is > t (next float)
                 level_boundaries.append(

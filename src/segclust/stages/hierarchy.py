@@ -22,7 +22,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
-from segclust.hierarchy import Hierarchy, cut_hierarchy, image_ucm
+from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.imageio import read_image
 from segclust.report import rounded
 from segclust.stages._common import (
@@ -57,10 +57,9 @@ def main(config: Config) -> None:
             started = time.perf_counter()
             image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
             leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
-            ucm = image_ucm(image, config.smoothing, settings, leaves)
-            hierarchy = Hierarchy(ucm)
+            hierarchy = build_hierarchy(image, config.smoothing, settings, leaves)
             cut = cut_hierarchy(hierarchy, settings)
-            save_npy(out / "ucm" / f"{stem}.npy", ucm)
+            save_npy(out / "ucm" / f"{stem}.npy", hierarchy.ucm)
             save_npy(out / "cut" / f"{stem}.npy", cut)
             per_image[stem] = {
                 "levels": int(hierarchy.levels.size),

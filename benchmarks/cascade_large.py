@@ -1,0 +1,111 @@
+"""The cascade on large photos: wall time per step and peak memory, up to 12 MP.
+
+Runs what the ``hierarchy`` stage runs on one photo, with the committed settings
+(``conf/smoothing/meanshift.yaml`` as the pipeline's default smoothing and
+``conf/hierarchy/default.yaml``): ``hierarchy`` = resizing to the working resolution
+(``hierarchy.max_pixels``), smoothing, boundary strength, watershed leaves and the
+average-linkage tree; ``ucm`` = the ultrametric contour map at full size (what the stage
+stores); ``cut`` = the configured cut at full size. Each size runs in a fresh process;
+peak memory is that process's ``VmHWM`` (``/proc/self/status``), which includes the photo and
+Python itself.
+
+The photo is ``benchmarks/limits.py``'s: the bundled ``chelsea.png`` resized to the pixel
+count, with seeded noise (sigma 2 grey levels), so it has a real photo's edges and texture.
+
+    python benchmarks/cascade_large.py --sizes 0.25M 1M 4M 12M \\
+        --out benchmarks/results/cascade_large.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from limits import make_photo, parse_size, peak_gb  # noqa: E402
+
+
+def run_one(pixels: int, queue: Any) -> None:
+    from segclust.config import HierarchyConfig, SmoothingConfig
+    from segclust.hierarchy import build_hierarchy, cut_hierarchy
+
+    def conf(group: str, name: str) -> dict:
+        return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
+
+    settings = HierarchyConfig.from_dict(conf("hierarchy", "default"))
+    smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
+    photo = make_photo(pixels)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    hierarchy = build_hierarchy(photo, smoothing, settings)
+    seconds["hierarchy"] = time.perf_counter() - started
+    started = time.perf_counter()
+    ucm = hierarchy.ucm
+    seconds["ucm"] = time.perf_counter() - started
+    started = time.perf_counter()
+    cut = cut_hierarchy(hierarchy, settings)
+    seconds["cut"] = time.perf_counter() - started
+    queue.put(
+        {
+            "shape": photo.shape[:2],
+            "levels": int(hierarchy.levels.size),
+            "regions": int(cut.max()) + 1,
+            "ucm_mb": ucm.nbytes / 2**20,
+            "seconds": seconds,
+            "peak_gb": peak_gb(),
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["0.25M", "1M", "4M", "12M"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    steps = ("hierarchy", "ucm", "cut")
+    lines = [
+        "The cascade on one photo per size, fresh process each, one thread: "
+        f"`python benchmarks/cascade_large.py --sizes {' '.join(args.sizes)}`. Settings: "
+        "`conf/smoothing/meanshift.yaml`, `conf/hierarchy/default.yaml`. Peak = the "
+        "process's VmHWM (photo and Python included).",
+        "",
+        "| pixels | shape | levels | regions of the cut | UCM MB | "
+        + " | ".join(f"{s} s" for s in steps)
+        + " | total s | peak GB |",
+        "|---|---|---|---|---|" + "---|" * (len(steps) + 2),
+    ]
+    context = mp.get_context("spawn")
+    for size in args.sizes:
+        queue = context.Queue()
+        process = context.Process(target=run_one, args=(parse_size(size), queue))
+        process.start()
+        result = queue.get()
+        process.join()
+        s = result["seconds"]
+        lines.append(
+            f"| {size} | {result['shape'][0]}×{result['shape'][1]} | {result['levels']} | "
+            f"{result['regions']} | {result['ucm_mb']:.0f} | "
+            + " | ".join(f"{s[k]:.1f}" for k in steps)
+            + f" | {sum(s.values()):.1f} | {result['peak_gb']:.2f} |"
+        )
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
