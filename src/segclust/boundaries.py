@@ -289,8 +289,9 @@ def _solve(
         # up to _BATCH_NODES nodes (a block-diagonal graph), to save per-call overhead.
         nodes = size_i + size_j
         small = ~star & (nodes < _BATCH_NODES)
-        batch = np.arange(ncomp) + ncomp  # large components: a batch each
-        batch[small] = np.cumsum(np.where(small, nodes, 0))[small] // _BATCH_NODES
+        filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
+        batch = np.arange(ncomp) + filled[-1] + 1  # large components: a batch each
+        batch[small] = filled[small]
         edge_batch = batch[edge_comp[rest]]
         order = rest[np.argsort(edge_batch, kind="stable")]
         bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
@@ -304,7 +305,7 @@ def _solve(
 def _match_component(
     i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float, n1: int, n2: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal matching of one connected component (node ids below n1 and n2), via SciPy."""
+    """Optimal matching of one or more whole components (node ids below n1, n2), via SciPy."""
     ui, li = _compact(i, n1)
     uj, lj = _compact(j, n2)
     a, b = ui.size, uj.size
