@@ -53,7 +53,13 @@ from segclust.boundaries import (
 from segclust.config import HierarchyConfig, SmoothingConfig
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import read_bsds_mat
-from segclust.hierarchy import CUTS, Hierarchy, boundary_strength, build_ucm, cut_hierarchy
+from segclust.hierarchy import (
+    CUTS,
+    Hierarchy,
+    boundary_strength,
+    cut_hierarchy,
+    photo_hierarchy,
+)
 from segclust.imageio import read_image
 from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
 from segclust.pixels import colour_channels, to_display_rgb, to_float01
@@ -66,17 +72,28 @@ SMOOTHING = SmoothingConfig.from_dict(
 )
 REGION = ("covering", "pri", "vi")
 
-# Candidates tried on train: the boundary term's weights and scale, the leaf size, the leaves.
+# Candidates tried on train (leaves of 100 px and gradient scale 1 unless named): the share of
+# colour in the merging order, the gradient's weight, the leaf size, the leaves themselves.
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "colour only, leaves 100 px": {"gradient_weight": 0.0},
-    "gradient x2 (sigma 1), leaves 100 px": {"gradient_weight": 2.0},
-    "gradient x4 (sigma 1), leaves 100 px": {"gradient_weight": 4.0},
-    "gradient x8 (sigma 1), leaves 100 px": {"gradient_weight": 8.0},
-    "gradient x4 (sigma 2), leaves 100 px": {"gradient_weight": 4.0, "gradient_sigma": 2.0},
-    "gradient x8 (sigma 2), leaves 100 px": {"gradient_weight": 8.0, "gradient_sigma": 2.0},
-    "gradient x4 (sigma 1), leaves 50 px": {"gradient_weight": 4.0, "leaf_area": 50},
-    "gradient x4 (sigma 1), leaves 200 px": {"gradient_weight": 4.0, "leaf_area": 200},
-    "gradient x4 (sigma 1), cluster leaves (lab KMeans k=8)": {
+    "boundary only, gradient x4": {"gradient_weight": 4.0},
+    "colour 0.5, gradient x4": {"colour_weight": 0.5, "gradient_weight": 4.0},
+    "colour 0.7, gradient x4": {"colour_weight": 0.7, "gradient_weight": 4.0},
+    "colour 0.85, gradient x4": {"colour_weight": 0.85, "gradient_weight": 4.0},
+    "colour only, gradient x4": {"colour_weight": 1.0, "gradient_weight": 4.0},
+    "colour 0.85, gradient x2": {"colour_weight": 0.85, "gradient_weight": 2.0},
+    "colour 0.85, gradient x8": {"colour_weight": 0.85, "gradient_weight": 8.0},
+    "colour 0.85, gradient x4, leaves 50 px": {
+        "colour_weight": 0.85,
+        "gradient_weight": 4.0,
+        "leaf_area": 50,
+    },
+    "colour 0.85, gradient x4, leaves 200 px": {
+        "colour_weight": 0.85,
+        "gradient_weight": 4.0,
+        "leaf_area": 200,
+    },
+    "colour 0.85, gradient x4, cluster leaves (lab KMeans k=8)": {
+        "colour_weight": 0.85,
         "gradient_weight": 4.0,
         "leaves": "clusters",
     },
@@ -128,9 +145,11 @@ def cluster_leaves(image: np.ndarray, seed: int = 0) -> np.ndarray:
     return cluster_features(x, "kmeans", params, seed=seed).labels.reshape(image.shape[:2])
 
 
-def ucm_of(image: np.ndarray, settings: HierarchyConfig, smoothed: np.ndarray) -> np.ndarray:
+def ucm_of(image: np.ndarray, settings: HierarchyConfig, smoothed: np.ndarray) -> Hierarchy:
+    """The hierarchy of a BSDS photo (below ``max_pixels``: built at full size, as the stage
+    does), with the smoothing done once for every candidate."""
     leaves = cluster_leaves(image) if settings.leaves == "clusters" else None
-    return build_ucm(to_float01(colour_channels(image)), smoothed, settings, leaves)
+    return photo_hierarchy(to_float01(colour_channels(image)), smoothed, settings, leaves)
 
 
 # --- select (train) ----------------------------------------------------------------------------
@@ -147,7 +166,7 @@ def select_image(args: tuple[Path, Path]) -> dict[str, Any]:
     for name, overrides in CANDIDATES.items():
         settings = HierarchyConfig.from_dict(overrides)
         started = time.perf_counter()
-        hierarchy = Hierarchy(ucm_of(image, settings, smoothed))
+        hierarchy = ucm_of(image, settings, smoothed)
         seconds = time.perf_counter() - started + smoothing_seconds
         fixed = region_scores_by_level(hierarchy, annotations, SELECT_THRESHOLDS)
         median = float(np.median(hierarchy.ucm[hierarchy.ucm > 0]))
@@ -219,6 +238,7 @@ def select_report(records: list[dict[str, Any]], command: str) -> tuple[str, dic
         "leaf_area": settings.leaf_area,
         "gradient_sigma": settings.gradient_sigma,
         "gradient_weight": settings.gradient_weight,
+        "colour_weight": settings.colour_weight,
         "threshold": round(chosen_row["threshold"], 2),
         "relative_threshold": round(chosen_row["relative_threshold"], 2),
         "n_regions": chosen_row["n_regions"],
@@ -297,7 +317,7 @@ def report_image(args: tuple[Path, Path, dict[str, Any], list[float]]) -> dict[s
     started = time.perf_counter()
     smoothed = to_float01(colour_channels(smooth_image(image, SMOOTHING)))
     settings = HierarchyConfig.from_dict(settings_dict)
-    hierarchy = Hierarchy(ucm_of(image, settings, smoothed))
+    hierarchy = ucm_of(image, settings, smoothed)
     build_seconds = time.perf_counter() - started
     for cut in CUTS:
         started = time.perf_counter()

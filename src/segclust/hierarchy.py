@@ -11,10 +11,11 @@ steps, all arrays in, arrays out:
 2. **Leaves** (:func:`watershed_leaves`): a fine over-segmentation, the watershed of that
    strength cut where basins reach ``leaf_area`` pixels, or any label map (our clusters split
    into connected pieces, ``leaves: clusters``).
-3. **Merging** (:func:`ultrametric_contour_map`): a region adjacency graph of the leaves, whose
-   edges carry the mean strength along the shared boundary, merged by average linkage weighted
-   by boundary length (when two regions merge, the boundaries of the new region average
-   those of its parts). Every merge height is recorded.
+3. **Merging** (:func:`leaf_tree`): a region adjacency graph of the leaves, whose edges
+   carry the mean strength along the shared boundary mixed with the distance between the two
+   leaves' mean colours (``colour_weight``), merged by average linkage weighted by boundary
+   length (when two regions merge, the borders of the new region average those of its
+   parts). Every merge height is recorded.
 4. **The ultrametric contour map** (UCM): each 4-neighbour edge holds the height at which its
    two pixels first fall in one region. It is the whole hierarchy: the regions at threshold
    ``t`` are the connected components of the edges ``<= t``, so a higher threshold always gives
@@ -149,8 +150,17 @@ def watershed_leaves(edges: np.ndarray, leaf_area: int) -> np.ndarray:
     return np.asarray(labels, dtype=np.int32).reshape(shape)
 
 
-def leaf_tree(edges: np.ndarray, leaves: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Merge the connected pieces of ``leaves`` by average boundary strength.
+def leaf_tree(
+    edges: np.ndarray,
+    leaves: np.ndarray,
+    colour: np.ndarray | None = None,
+    colour_weight: float = 0.0,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Merge the connected pieces of ``leaves`` by average linkage.
+
+    Two adjacent leaves are ``(1 - colour_weight)`` × the mean boundary strength along their
+    shared border plus ``colour_weight`` × the distance between their mean colours apart;
+    merged regions average these over their borders, weighted by border length.
 
     Parameters
     ----------
@@ -158,6 +168,11 @@ def leaf_tree(edges: np.ndarray, leaves: np.ndarray) -> tuple[Any, np.ndarray, n
         float32 (2, H, W) boundary strength (:func:`pixel_edge_weights`).
     leaves : numpy.ndarray
         H×W integer labels; each connected piece of a label is one leaf region.
+    colour : numpy.ndarray, optional
+        H×W×3 L*a*b* pixels (of the smoothed photo) whose leaf means are compared; needed
+        when ``colour_weight`` > 0.
+    colour_weight : float
+        Share of the colour difference in the dissimilarity, in [0, 1].
 
     Returns
     -------
@@ -176,9 +191,18 @@ def leaf_tree(edges: np.ndarray, leaves: np.ndarray) -> tuple[Any, np.ndarray, n
     leaf_map = np.asarray(rag.vertex_map, dtype=np.int32).reshape(shape)
     if rag.num_vertices() == 1:
         return None, np.zeros(1), leaf_map
-    mean_strength = hg.rag_accumulate_on_edges(rag, hg.Accumulators.mean, weights)
+    dissimilarity = hg.rag_accumulate_on_edges(rag, hg.Accumulators.mean, weights)
+    if colour_weight > 0:
+        if colour is None:
+            raise ValueError("colour_weight > 0 needs the colour of every pixel")
+        means = hg.rag_accumulate_on_vertices(
+            rag, hg.Accumulators.mean, np.asarray(colour, np.float64).reshape(-1, 3)
+        )
+        sources, targets = rag.edge_list()
+        difference = np.linalg.norm(means[sources] - means[targets], axis=1)
+        dissimilarity = (1 - colour_weight) * dissimilarity + colour_weight * difference
     length = hg.rag_accumulate_on_edges(rag, hg.Accumulators.sum, np.ones_like(weights))
-    tree, altitudes = hg.binary_partition_tree_average_linkage(rag, mean_strength, length)
+    tree, altitudes = hg.binary_partition_tree_average_linkage(rag, dissimilarity, length)
     return tree, np.asarray(altitudes), leaf_map
 
 
@@ -370,7 +394,7 @@ def photo_hierarchy(
     leaves: np.ndarray | None = None,
 ) -> Hierarchy:
     """:func:`build_ucm`'s hierarchy, at the photo's own resolution."""
-    return Hierarchy(*leaf_tree(*_edges_and_leaves(photo, smoothed, config, leaves)))
+    return Hierarchy(*_tree(photo, smoothed, config, leaves))
 
 
 def _nearest(size: int, new_size: int) -> np.ndarray:
@@ -408,18 +432,20 @@ def build_hierarchy(
         leaves = np.asarray(leaves)[_nearest(height, small_h)][:, _nearest(width, small_w)]
     photo = to_float01(small)
     smoothed = to_float01(colour_channels(smooth_image(small, smoothing)))
-    tree, altitudes, leaf_map = leaf_tree(*_edges_and_leaves(photo, smoothed, config, leaves))
+    tree, altitudes, leaf_map = _tree(photo, smoothed, config, leaves)
     full = leaf_map[_nearest(small_h, height)][:, _nearest(small_w, width)]
     return Hierarchy(tree, altitudes, full)
 
 
-def _edges_and_leaves(
+def _tree(
     photo: np.ndarray, smoothed: np.ndarray, config: HierarchyConfig, leaves: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Any, np.ndarray, np.ndarray]:
     edges = pixel_edge_weights(
         photo,
         smoothed,
         gradient_sigma=config.gradient_sigma,
         gradient_weight=config.gradient_weight,
     )
-    return edges, (watershed_leaves(edges, config.leaf_area) if leaves is None else leaves)
+    if leaves is None:
+        leaves = watershed_leaves(edges, config.leaf_area)
+    return leaf_tree(edges, leaves, _lab(smoothed), config.colour_weight)
