@@ -7,6 +7,7 @@ import pytest
 
 from segclust import ConfigError, segment
 from segclust.algorithms import ALGORITHMS
+from segclust.hierarchy import CUTS
 from tests.conftest import three_region_bgr, two_region_grey
 
 
@@ -67,10 +68,11 @@ def test_hierarchy_cut_becomes_the_segments():
     image = three_region_bgr()
     result = segment(image, features="lab", n_clusters=3, hierarchy="regions")
     assert result.segments.shape == image.shape[:2]
+    wanted = CUTS["regions"].params["n_regions"].default  # = conf/hierarchy's n_regions
     leaves = len(np.unique(result.hierarchy.cut(0.0)))  # watershed leaves of ~100 px
-    assert int(result.segments.max()) + 1 == min(12, leaves)  # conf/hierarchy: n_regions 12
-    finer = segment(image, hierarchy={"cut": "regions", "leaf_area": 10})
-    assert int(finer.segments.max()) + 1 == 12
+    assert int(result.segments.max()) + 1 == min(wanted, leaves)
+    finer = segment(image, hierarchy={"cut": "regions", "n_regions": 6, "leaf_area": 10})
+    assert int(finer.segments.max()) + 1 == 6
     # the whole hierarchy comes back: any other level without rebuilding it
     three = result.hierarchy.cut_regions(3)
     assert len(np.unique(three[:, :12])) == len(np.unique(three[:, 12:24])) == 1

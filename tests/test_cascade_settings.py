@@ -18,8 +18,9 @@ def test_conf_hierarchy_holds_what_the_train_split_chose():
     for key, value in chosen.items():
         if key != "candidate":
             assert conf[key] == value, key
-    # and the config they make is valid as it stands
+    # and the config they make is valid, and what the registry and the dataclass default to
     assert HierarchyConfig.from_dict(conf).cut_params == {"threshold": chosen["threshold"]}
+    assert HierarchyConfig.from_dict(conf) == HierarchyConfig.from_dict({}) == HierarchyConfig()
 
 
 def test_the_test_report_used_the_train_settings():
