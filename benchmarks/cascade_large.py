@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +70,46 @@ def run_one(pixels: int, queue: Any) -> None:
     )
 
 
+def scale_check(factor: int, queue: Any) -> None:
+    """The bundled chelsea photo enlarged ``factor`` times (cubic): regions of the default cut
+    and median height of the UCM, built at full size and at the working resolution."""
+    import cv2
+    import numpy as np
+
+    from segclust.config import HierarchyConfig, SmoothingConfig
+    from segclust.hierarchy import build_hierarchy, cut_hierarchy
+
+    def conf(group: str, name: str) -> dict:
+        return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
+
+    settings = HierarchyConfig.from_dict(conf("hierarchy", "default"))
+    smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
+    photo = cv2.imread(str(ROOT / "data" / "samples" / "chelsea.png"), cv2.IMREAD_COLOR)
+    photo = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    out = {"shape": photo.shape[:2]}
+    for name, limit in (("full", 10**9), ("working", settings.max_pixels)):
+        started = time.perf_counter()
+        hierarchy = build_hierarchy(photo, smoothing, replace(settings, max_pixels=limit))
+        cut = cut_hierarchy(hierarchy, settings)
+        ucm = hierarchy.ucm
+        out[name] = {
+            "regions": int(cut.max()) + 1,
+            "median": float(np.median(ucm[ucm > 0])),
+            "seconds": time.perf_counter() - started,
+        }
+    queue.put(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["0.25M", "1M", "4M", "12M"])
+    parser.add_argument("--scale-factors", nargs="*", type=int, default=[1, 2, 4])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     steps = ("hierarchy", "ucm", "cut")
     lines = [
         "The cascade on one photo per size, fresh process each, one thread: "
-        f"`python benchmarks/cascade_large.py --sizes {' '.join(args.sizes)}`. Settings: "
+        "`python " + " ".join(sys.argv) + "`. Settings: "
         "`conf/smoothing/meanshift.yaml`, `conf/hierarchy/default.yaml`. Peak = the "
         "process's VmHWM (photo and Python included).",
         "",
@@ -99,6 +131,29 @@ def main() -> None:
             f"{result['regions']} | {result['ucm_mb']:.0f} | "
             + " | ".join(f"{s[k]:.1f}" for k in steps)
             + f" | {sum(s.values()):.1f} | {result['peak_gb']:.2f} |"
+        )
+        print(lines[-1], flush=True)
+    lines += [
+        "",
+        "Why a working resolution: the bundled `chelsea.png` (451×300) enlarged with cubic "
+        "interpolation, cut with the default threshold, built at full size against built at "
+        "`hierarchy.max_pixels`. Median UCM height = median positive edge height.",
+        "",
+        "| enlarged | shape | full size: regions | median height | s | working: regions "
+        "| median height | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for factor in args.scale_factors:
+        queue = context.Queue()
+        process = context.Process(target=scale_check, args=(factor, queue))
+        process.start()
+        r = queue.get()
+        process.join()
+        f, w = r["full"], r["working"]
+        lines.append(
+            f"| {factor}× | {r['shape'][0]}×{r['shape'][1]} | {f['regions']} | "
+            f"{f['median']:.2f} | {f['seconds']:.1f} | {w['regions']} | {w['median']:.2f} | "
+            f"{w['seconds']:.1f} |"
         )
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
