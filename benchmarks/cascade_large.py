@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from limits import make_photo, parse_size, peak_gb  # noqa: E402
 
+SCALE_PHOTO = ROOT.parent / "shared" / "data" / "bsds500-train" / "images" / "100075.jpg"
+
 
 def run_one(pixels: int, queue: Any) -> None:
     from segclust.config import HierarchyConfig, SmoothingConfig
@@ -71,8 +73,9 @@ def run_one(pixels: int, queue: Any) -> None:
 
 
 def scale_check(factor: int, queue: Any) -> None:
-    """The bundled chelsea photo enlarged ``factor`` times (cubic): regions of the default cut
-    and median height of the UCM, built at full size and at the working resolution."""
+    """A BSDS500 train photo (481×321) enlarged ``factor`` times (cubic): regions of the
+    default cut and median height of the UCM, built at full size and at the working
+    resolution."""
     import cv2
     import numpy as np
 
@@ -84,7 +87,7 @@ def scale_check(factor: int, queue: Any) -> None:
 
     settings = HierarchyConfig.from_dict(conf("hierarchy", "default"))
     smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
-    photo = cv2.imread(str(ROOT / "data" / "samples" / "chelsea.png"), cv2.IMREAD_COLOR)
+    photo = cv2.imread(str(SCALE_PHOTO), cv2.IMREAD_COLOR)
     photo = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
     out = {"shape": photo.shape[:2]}
     for name, limit in (("full", 10**9), ("working", settings.max_pixels)):
@@ -135,15 +138,15 @@ def main() -> None:
         print(lines[-1], flush=True)
     lines += [
         "",
-        "Why a working resolution: the bundled `chelsea.png` (451×300) enlarged with cubic "
-        "interpolation, cut with the default threshold, built at full size against built at "
-        "`hierarchy.max_pixels`. Median UCM height = median positive edge height.",
+        f"Why a working resolution: BSDS500 train photo `{SCALE_PHOTO.name}` enlarged with "
+        "cubic interpolation, cut with the default threshold, built at full size against "
+        "built at `hierarchy.max_pixels`. Median UCM height = median positive edge height.",
         "",
         "| enlarged | shape | full size: regions | median height | s | working: regions "
         "| median height | s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for factor in args.scale_factors:
+    for factor in args.scale_factors if SCALE_PHOTO.is_file() else ():
         queue = context.Queue()
         process = context.Process(target=scale_check, args=(factor, queue))
         process.start()
