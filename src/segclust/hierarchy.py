@@ -126,15 +126,6 @@ def _to_graph_order(edges: np.ndarray, sources: np.ndarray, right: np.ndarray) -
     return np.where(right, flat[RIGHT][sources], flat[DOWN][sources])
 
 
-def _from_graph_order(
-    weights: np.ndarray, shape: tuple[int, int], sources: np.ndarray, right: np.ndarray
-) -> np.ndarray:
-    edges = np.zeros((2, shape[0] * shape[1]), np.float32)
-    edges[RIGHT][sources[right]] = weights[right]
-    edges[DOWN][sources[~right]] = weights[~right]
-    return edges.reshape(2, *shape)
-
-
 def watershed_leaves(edges: np.ndarray, leaf_area: int) -> np.ndarray:
     """A fine over-segmentation: watershed basins of the boundary strength, merged (by the
     watershed hierarchy by area) until every basin has about ``leaf_area`` pixels.
