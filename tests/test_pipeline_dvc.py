@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from segclust.tables import read_table
 from tests.conftest import REPO_ROOT, three_region_bgr, two_region_grey, write_image
 
 pytestmark = pytest.mark.slow
@@ -109,6 +110,7 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         repo / "metrics/evaluate.json",
         repo / "metrics/regions.json",
         repo / "metrics/hierarchy.json",
+        *repo.glob("plots/images/*.csv"),
     ]
     return {str(p.relative_to(repo)): p.read_bytes() for p in paths}
 
@@ -129,9 +131,14 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
             assert (repo / f"plots/render/{name}_{kind}.png").stat().st_size > 1000
     shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     cluster = shown[""]["data"]["metrics/cluster.json"]["data"]
-    assert cluster["summary"]["images"] == 2
-    assert cluster["images"]["halves"]["n_clusters"] == 4
-    assert cluster["images"]["halves"]["backend"] == "sklearn"
+    assert cluster["images"] == 2 and cluster["backend"] == "sklearn"
+    per_image = read_table(repo / "plots/images/cluster.csv")
+    assert per_image["halves"]["n_clusters"] == 4
+    assert per_image["halves"]["backend"] == "sklearn"
+    # the per-image tables are drawn by `dvc plots`: five definitions, data where there is some
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)["data"]
+    bars = plots["Regions of the hierarchy's cut, per image"][0]["content"]["data"]["values"]
+    assert sorted(row["image"] for row in bars) == ["bands", "halves"]
 
 
 def test_second_repro_does_nothing(repo):
@@ -145,7 +152,7 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     dvc(repo, "repro", "--force")
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 35
+    assert before.keys() == after.keys() and len(before) == 40
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 
@@ -180,7 +187,7 @@ def test_regions_sweep_reruns_only_what_depends_on_it(repo):
     for stage in ("features", "cluster", "tune"):
         assert f"Running stage '{stage}'" not in result.stdout
     counts = json.loads((repo / "metrics/regions.json").read_text())
-    assert counts["summary"]["method"] == "clusters"
+    assert counts["method"] == "clusters"
     assert "method: clusters" in (repo / "params.yaml").read_text()
 
 
@@ -199,8 +206,8 @@ def test_hierarchy_sweep_reruns_only_the_cascade(repo):
     composed = yaml.safe_load((repo / "params.yaml").read_text())
     assert composed["hierarchy"]["cut"] == "regions" and composed["hierarchy"]["n_regions"] == 2
     counts = json.loads((repo / "metrics/hierarchy.json").read_text())
-    assert counts["summary"]["cut"] == "regions"
-    assert {e["regions"] for e in counts["images"].values()} == {2}
+    assert counts["cut"] == "regions"
+    assert {e["regions"] for e in read_table(repo / "plots/images/hierarchy.csv").values()} == {2}
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     names = {exp.get("name") for entry in shown for exp in (entry.get("experiments") or [])}
     assert "cut-try" in names
@@ -228,7 +235,6 @@ def test_exp_run_with_a_hydra_override(repo):
     assert "dbscan-try" in names
     composed = (repo / "params.yaml").read_text()
     assert "algorithm: dbscan" in composed
-    metrics = json.loads((repo / "metrics/cluster.json").read_text())
-    assert metrics["images"]["halves"]["algorithm"] == "dbscan"
+    assert read_table(repo / "plots/images/cluster.csv")["halves"]["algorithm"] == "dbscan"
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     assert "metrics/cluster.json" in diff

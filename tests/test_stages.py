@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from segclust.algorithms import ALGORITHMS
+from segclust.tables import read_table
 from tests.conftest import REPO_ROOT, write_image
 
 
@@ -73,8 +74,8 @@ def test_all_stages_in_order(tmp_path, tiny_image_dir):
             assert segments.read_bytes() == path.read_bytes()
     assert labels.shape == (24, 32) and labels.dtype == np.int32
     metrics = json.loads((work / "metrics/cluster.json").read_text())
-    assert set(metrics["images"]) == {"halves", "bands", "bands_jpeg"}
-    assert metrics["summary"]["images"] == 3
+    assert set(read_table(work / "plots/images/cluster.csv")) == {"halves", "bands", "bands_jpeg"}
+    assert metrics["images"] == 3
     tuned = yaml.safe_load((work / "data/tuned/halves.yaml").read_text())
     assert tuned["algorithm"] == "kmeans" and tuned["search"] == "full"
     rendered = sorted(p.name for p in (work / "plots/render").iterdir())
@@ -162,13 +163,16 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
     for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
-    metrics = json.loads((work / "metrics/cluster.json").read_text())
-    halves = metrics["images"]["halves"]
-    assert halves["noise_fraction"] == 1.0 and halves["silhouette"] is None
+    halves = read_table(work / "plots/images/cluster.csv")["halves"]
+    assert halves["noise_fraction"] == 1.0 and "silhouette" not in halves  # empty cell
     assert halves["undefined_reason"] == "all 768 points are noise"
+    summary = json.loads((work / "metrics/cluster.json").read_text())
+    assert summary["silhouette"] is None and summary["silhouette_undefined"] == 3
+    assert summary["silhouette_undefined_why"]["all N points are noise"] == 3  # grouped
     tune = json.loads((work / "metrics/tune.json").read_text())
-    assert tune["images"]["halves"]["status"] == "no valid clustering in any trial"
-    assert tune["summary"]["images_without_valid_trial"] == 3
+    tune_rows = read_table(work / "plots/images/tune.csv")
+    assert tune_rows["halves"]["status"] == "no valid clustering in any trial"
+    assert tune["images_without_valid_trial"] == 3
     assert not (work / "data/tuned/halves.npy").exists()
     assert (work / "plots/render/halves_clusters.png").stat().st_size > 1000
     # no tuned clusters: the leaves are the configured ones, all noise, so one region
@@ -193,18 +197,26 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
-    assert scores["summary"]["images_evaluated"] == 1
-    assert scores["summary"]["images_without_ground_truth"] == 2
-    entry = scores["images"]["halves"]
+    assert scores["images_evaluated"] == 1
+    assert scores["images_without_ground_truth"] == 2
+    rows = read_table(work / "plots/images/evaluate.csv")
+    assert set(rows) == {"halves"}
+    entry = rows["halves"]
     assert entry["n_annotators"] == 2
     perfect = {"covering": 1.0, "pri": 1.0, "vi": 0.0, "ari": 1.0}
     perfect |= {"boundary_p": 1.0, "boundary_r": 1.0, "boundary_f": 1.0}
-    assert entry["tuned"] == perfect
-    assert entry["configured"]["covering"] < 1.0  # 4 clusters over-segment two halves
-    assert entry["configured"]["boundary_p"] < 1.0  # ... and draw boundaries people did not
+    assert {k: entry[f"tuned_{k}"] for k in perfect} == perfect
+    assert entry["configured_covering"] < 1.0  # 4 clusters over-segment two halves
+    assert entry["configured_boundary_p"] < 1.0  # ... and draw boundaries people did not
     # the hierarchy of two flat halves: its configured cut and its best level are the halves
-    assert entry["hierarchy"] == perfect
-    levels = scores["summary"]["hierarchy_levels"]
+    assert {k: entry[f"hierarchy_{k}"] for k in perfect} == perfect
+    # the tuned clustering's silhouette beside its Covering, from the tune stage's table
+    assert (
+        entry["tuned_silhouette"]
+        == read_table(work / "plots/images/tune.csv")["halves"]["silhouette"]
+    )
+    assert scores["tuned"]["covering"]["mean"] == 1.0 and scores["tuned"]["boundary_f"] == 1.0
+    levels = scores["hierarchy_levels"]
     assert levels["ods"]["covering"] == 1.0 and levels["ods"]["boundary_f"] == 1.0
 
 
@@ -224,14 +236,19 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
-    assert scores["summary"]["images_evaluated"] == 2
-    for entry in scores["images"].values():
+    assert scores["images_evaluated"] == 2
+    rows = read_table(work / "plots/images/evaluate.csv")
+    assert len(rows) == 2
+    for entry in rows.values():
         assert entry["n_annotators"] >= 4
         for which in ("configured", "tuned", "hierarchy"):
-            assert 0 < entry[which]["covering"] < 1 and 0 < entry[which]["pri"] < 1
-            assert entry[which]["vi"] > 0
-            assert 0 < entry[which]["boundary_f"] < 1
-    levels = scores["summary"]["hierarchy_levels"]
+            assert 0 < entry[f"{which}_covering"] < 1 and 0 < entry[f"{which}_pri"] < 1
+            assert entry[f"{which}_vi"] > 0
+            assert 0 < entry[f"{which}_boundary_f"] < 1
+        # the summary's mean is the mean of the table's column
+    mean = sum(e["hierarchy_covering"] for e in rows.values()) / 2
+    assert scores["hierarchy"]["covering"]["mean"] == pytest.approx(mean, abs=1e-6)
+    levels = scores["hierarchy_levels"]
     # OIS picks each image's best level, so it can only be as good as ODS or better
     assert levels["ois"]["covering"] >= levels["ods"]["covering"] > 0
     assert levels["ois"]["vi"] <= levels["ods"]["vi"]
@@ -253,7 +270,7 @@ def test_tune_stage_searches_the_algorithm_and_colour_features(tmp_path, tiny_im
     assert result.returncode == 0, result.stderr
     tuned = {p.stem: yaml.safe_load(p.read_text()) for p in (work / "data/tuned").glob("*.yaml")}
     assert tuned and all(t["algorithm"] in ("kmeans", "birch") for t in tuned.values())
-    metrics = json.loads((work / "metrics/tune.json").read_text())["images"]
+    metrics = read_table(work / "plots/images/tune.csv")
     for stem, scores in metrics.items():
         assert scores["objective"] == "davies_bouldin"
         assert scores["algorithm"] == tuned[stem]["algorithm"]
@@ -281,15 +298,15 @@ def test_connected_regions_and_meanshift_through_the_stages(tmp_path, tiny_image
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     counts = json.loads((work / "metrics/regions.json").read_text())
-    assert counts["summary"]["method"] == "connected"
-    bands_counts = counts["images"]["bands"]
+    assert counts["method"] == "connected"
+    bands_counts = read_table(work / "plots/images/regions.csv")["bands"]
     assert bands_counts["configured_clusters"] == 6
     assert bands_counts["configured_segments"] == 3  # six colour clusters, three bands
     segments = np.load(work / "data/regions/configured/bands.npy")
     assert np.bincount(segments.ravel()).min() >= 0.05 * segments.size
     scores = json.loads((work / "metrics/evaluate.json").read_text())
-    assert scores["summary"]["segments"] == "connected"
-    assert scores["images"]["bands"]["configured"]["covering"] == 1.0
+    assert scores["segments"] == "connected"
+    assert read_table(work / "plots/images/evaluate.csv")["bands"]["configured_covering"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,9 @@ import numpy as np
 from segclust.config import Config, load_config
 from segclust.errors import SegclustError
 from segclust.report import rounded
+from segclust.tables import spread, table_bytes
+
+COUNTS = ("mean", "median")  # of counts (clusters, segments, regions): two numbers are enough
 
 log = logging.getLogger("segclust")
 
@@ -34,6 +38,7 @@ TIMINGS_DIR = METRICS_DIR / "timings"
 TRIALS_DIR = Path("plots/trials")
 HISTORY_DIR = Path("plots/history")
 RENDER_DIR = Path("plots/render")
+IMAGES_DIR = Path("plots/images")  # per-image tables, one CSV per stage
 
 
 def run_stage(name: str, body: Callable[[Config], None]) -> None:
@@ -131,21 +136,43 @@ def feature_entries() -> list[tuple[str, dict[str, Any]]]:
     return [(p.stem, read_json(p)) for p in sidecars]
 
 
+def write_table(stage: str, rows: dict[str, dict[str, Any]], first: tuple[str, ...] = ()) -> None:
+    """``plots/images/<stage>.csv``: one row per image (:func:`segclust.tables.table_bytes`)."""
+    IMAGES_DIR.mkdir(parents=True, exist_ok=True)
+    write_atomic(IMAGES_DIR / f"{stage}.csv", table_bytes(rows, first))
+
+
+def reason_counts(reasons: list[str]) -> dict[str, int]:
+    """How many images gave each reason, numbers replaced by N so that reasons group
+    ("all 768 points are noise" and "all 912 points are noise" are one reason)."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        key = re.sub(r"\d[\d,.]*", "N", reason)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def summarise(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Means over images of each numeric score (None where no image has it)."""
+    """What experiments are compared by, a fixed number of columns whatever the image count:
+    the spread of the silhouette and cluster counts (:func:`segclust.tables.spread`), means
+    of the other scores, and why a silhouette was undefined."""
 
     def mean(key: str) -> float | None:
         values = [m[key] for m in per_image.values() if m.get(key) is not None]
         return rounded(np.mean(values)) if values else None
 
     backends = sorted({m["backend"] for m in per_image.values() if "backend" in m})
+    undefined = [m for m in per_image.values() if m.get("silhouette") is None]
     return {
         "images": len(per_image),
-        "silhouette_undefined": sum(m.get("silhouette") is None for m in per_image.values()),
-        "silhouette": mean("silhouette"),
+        "silhouette": spread(m.get("silhouette") for m in per_image.values()),
+        "silhouette_undefined": len(undefined),
+        "silhouette_undefined_why": reason_counts(
+            [m.get("undefined_reason", "undefined") for m in undefined]
+        ),
         "calinski_harabasz": mean("calinski_harabasz"),
         "davies_bouldin": mean("davies_bouldin"),
-        "n_clusters": mean("n_clusters"),
+        "n_clusters": spread((m.get("n_clusters") for m in per_image.values()), COUNTS),
         "noise_fraction": mean("noise_fraction"),
         "backend": ",".join(backends),
     }

@@ -1,8 +1,9 @@
 """Stage ``cluster``: feature matrices -> labels (H×W int32, -1 = noise) and metrics.
 
-Outputs: ``data/labels/<stem>.npy`` and ``metrics/cluster.json`` (``summary`` over images
-and ``images.<stem>``); wall times go to ``metrics/timings/cluster.json``, apart, so that the
-metrics stay byte-identical from run to run.
+Outputs: ``data/labels/<stem>.npy``, ``metrics/cluster.json`` (the summary over images that
+experiments are compared by) and ``plots/images/cluster.csv`` (every score, one row per
+image); wall times go to ``metrics/timings/cluster.json``, apart, so that the metrics stay
+byte-identical from run to run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from segclust.stages._common import (
     save_npy,
     summarise,
     write_json,
+    write_table,
     write_timings,
 )
 
@@ -58,7 +60,8 @@ def main(config: Config) -> None:
             per_image[stem] = scores
             timings[stem] = round(time.perf_counter() - started, 3)
             log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
-    write_json(METRICS_DIR / "cluster.json", {"summary": summarise(per_image), "images": per_image})
+    write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
+    write_json(METRICS_DIR / "cluster.json", summarise(per_image))
     write_timings("cluster", timings)
 
 

@@ -12,8 +12,12 @@ For every image with ground truth in ``data.ground_truth`` (see
   of all evaluated images, for the BSDS tables' ODS (one level for every image) and OIS (the
   best level per image: an oracle that reads the ground truth, reported, never used to cut).
 
-Output: ``metrics/evaluate.json`` (``summary`` and ``images.<stem>``), so ``dvc exp show``
-ranks experiments by agreement with people.
+Outputs: ``metrics/evaluate.json`` (the summary experiments are compared by: the spread of
+Covering over images, mean PRI and VI, pooled boundary F, per segment map, and the
+hierarchy's ODS/OIS), so ``dvc exp show`` ranks experiments by agreement with people; and
+``plots/images/evaluate.csv``, every score of every image (``<map>_<score>`` columns) with
+the silhouette of the clustering beside it (from ``plots/images/{cluster,tune}.csv``), which
+``dvc plots`` draws per image.
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ from segclust.levels import region_ods_ois, region_scores_by_level, threshold_gr
 from segclust.report import rounded
 from segclust.stages._common import (
     HIERARCHY_DIR,
+    IMAGES_DIR,
     METRICS_DIR,
     REGIONS_DIR,
     feature_entries,
     run_stage,
     write_json,
+    write_table,
 )
+from segclust.tables import read_table, spread
 
 log = logging.getLogger("segclust")
 SCORES = ("covering", "pri", "vi", "ari", "boundary_p", "boundary_r", "boundary_f")
@@ -69,12 +76,37 @@ def _summary(per_image: dict, counts: dict[str, list], which: str) -> dict | Non
     rows = [m[which] for m in per_image.values() if which in m]
     if not rows:
         return None
-    out = {k: rounded(np.mean([r[k] for r in rows])) for k in SCORES[:4]}
-    # boundary scores over the data set sum the counts first, as Berkeley's benchmark does
-    pooled = boundary_scores(np.asarray(counts[which])[:, None, :])
-    out |= {"boundary_p": rounded(pooled.ods_p), "boundary_r": rounded(pooled.ods_r)}
-    out["boundary_f"] = rounded(pooled.ods_f)
+    out: dict = {"covering": spread(r["covering"] for r in rows)}
+    out |= {k: rounded(np.mean([r[k] for r in rows])) for k in ("pri", "vi")}
+    # boundary F over the data set sums the counts first, as Berkeley's benchmark does
+    out["boundary_f"] = rounded(boundary_scores(np.asarray(counts[which])[:, None, :]).ods_f)
     return out
+
+
+def _table_rows(per_image: dict) -> dict[str, dict]:
+    """One flat row per image: ``<map>_<score>``, with the clusterings' silhouettes beside."""
+    silhouettes = {
+        which: read_table(IMAGES_DIR / f"{stage}.csv")
+        for which, stage in (("configured", "cluster"), ("tuned", "tune"))
+        if (IMAGES_DIR / f"{stage}.csv").exists()
+    }
+    rows: dict[str, dict] = {}
+    for stem, entry in per_image.items():
+        row: dict = {"n_annotators": entry["n_annotators"]}
+        for which in MAPS:
+            for score, value in entry.get(which, {}).items():
+                row[f"{which}_{score}"] = value
+        for which, table in silhouettes.items():
+            row[f"{which}_silhouette"] = table.get(stem, {}).get("silhouette")
+        rows[stem] = row
+    return rows
+
+
+COLUMNS = (
+    *(f"{which}_{score}" for which in MAPS for score in SCORES),
+    "configured_silhouette",
+    "tuned_silhouette",
+)
 
 
 def _levels(stems: list[str], n: int) -> np.ndarray | None:
@@ -155,20 +187,18 @@ def main(config: Config) -> None:
     if level_regions:
         region = region_ods_ois(np.stack(level_regions), levels)
         bound = boundary_scores(np.stack(level_boundaries), levels)
+        ods, ois = region["ods"], region["ois"]
         summary["hierarchy_levels"] = {
             "levels": len(levels),
-            "ods": {k: rounded(v) for k, v in region["ods"].items()}
-            | {
-                "boundary_f": rounded(bound.ods_f),
-                "boundary_threshold": rounded(bound.ods_threshold),
-            },
-            "ois": {k: rounded(v) for k, v in region["ois"].items()}
-            | {"boundary_f": rounded(bound.ois_f)},
+            "ods": {k: rounded(ods[k]) for k in ("covering", "pri", "vi")}
+            | {"boundary_f": rounded(bound.ods_f)},
+            "ois": {"covering": rounded(ois["covering"]), "boundary_f": rounded(bound.ois_f)},
             "boundary_ap": rounded(bound.ap),
         }
     if not per_image:
         log.info("no ground truth found in %s; nothing to evaluate", gt_root)
-    write_json(METRICS_DIR / "evaluate.json", {"summary": summary, "images": per_image})
+    write_table("evaluate", _table_rows(per_image), first=("n_annotators", *COLUMNS))
+    write_json(METRICS_DIR / "evaluate.json", summary)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ connected piece a leaf (``clusters``). A stage of its own after ``regions``: swe
 
 Outputs: ``data/hierarchy/ucm/<stem>.npy`` (float32 (2, H, W): the UCM, any level can be cut
 from it), ``data/hierarchy/cut/<stem>.npy`` (int32 labels of the configured cut) and
-``metrics/hierarchy.json`` (regions of the cut and levels of the hierarchy, per image).
+``metrics/hierarchy.json`` (the spread of regions and levels over images) and
+``plots/images/hierarchy.csv`` (regions of the cut and levels of the hierarchy, per image).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from segclust.config import Config
 from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.imageio import read_image
-from segclust.report import rounded
 from segclust.stages._common import (
+    COUNTS,
     HIERARCHY_DIR,
     LABELS_DIR,
     METRICS_DIR,
@@ -35,8 +36,10 @@ from segclust.stages._common import (
     run_stage,
     save_npy,
     write_json,
+    write_table,
     write_timings,
 )
+from segclust.tables import spread
 
 log = logging.getLogger("segclust")
 
@@ -76,11 +79,12 @@ def main(config: Config) -> None:
     summary = {
         "cut": settings.cut,
         "leaves": settings.leaves,
-        "regions": rounded(np.mean([e["regions"] for e in per_image.values()]))
-        if per_image
-        else None,
+        "images": len(per_image),
+        "regions": spread((e["regions"] for e in per_image.values()), COUNTS),
+        "levels": spread((e["levels"] for e in per_image.values()), ("mean",)),
     }
-    write_json(METRICS_DIR / "hierarchy.json", {"summary": summary, "images": per_image})
+    write_table("hierarchy", per_image, first=("regions", "levels"))
+    write_json(METRICS_DIR / "hierarchy.json", summary)
     write_timings("hierarchy", timings)
 
 

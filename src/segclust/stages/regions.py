@@ -6,8 +6,9 @@ under ``regions.min_area_fraction`` of the image into their nearest region
 (:func:`segclust.regions.segments_for`). A stage of its own so that sweeping these
 parameters re-runs only this stage, ``render`` and ``evaluate``, never the clustering.
 
-Outputs: ``data/regions/{configured,tuned}/<stem>.npy`` and ``metrics/regions.json`` (segments
-per image and their mean).
+Outputs: ``data/regions/{configured,tuned}/<stem>.npy``, ``metrics/regions.json`` (the
+spread of the segment counts over images) and ``plots/images/regions.csv`` (clusters and
+segments of every image).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.regions import segments_for
-from segclust.report import rounded
 from segclust.stages._common import (
+    COUNTS,
     LABELS_DIR,
     METRICS_DIR,
     REGIONS_DIR,
@@ -31,9 +32,12 @@ from segclust.stages._common import (
     run_stage,
     save_npy,
     write_json,
+    write_table,
 )
+from segclust.tables import spread
 
 log = logging.getLogger("segclust")
+COLUMNS = ("configured_clusters", "configured_segments", "tuned_clusters", "tuned_segments")
 
 
 def _count(labels: np.ndarray) -> int:
@@ -66,11 +70,11 @@ def main(config: Config) -> None:
                     if f"{w}_segments" in entry
                 ),
             )
-    summary: dict = {"method": config.regions.method}
+    summary: dict = {"method": config.regions.method, "images": len(per_image)}
     for key in ("configured_segments", "tuned_segments"):
-        values = [e[key] for e in per_image.values() if key in e]
-        summary[key] = rounded(np.mean(values)) if values else None
-    write_json(METRICS_DIR / "regions.json", {"summary": summary, "images": per_image})
+        summary[key] = spread((e.get(key) for e in per_image.values()), COUNTS)
+    write_table("regions", per_image, first=COLUMNS)
+    write_json(METRICS_DIR / "regions.json", summary)
 
 
 if __name__ == "__main__":

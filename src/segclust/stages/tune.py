@@ -8,7 +8,8 @@ Outputs, per image ``<stem>``:
   ``optuna.load_study``);
 - ``plots/trials/<stem>.csv`` trial vs objective value (a DVC plot) and
   ``plots/history/<stem>.png`` Optuna's optimisation history;
-- ``metrics/tune.json`` best scores per image and their summary.
+- ``metrics/tune.json`` the summary of the best scores over images, and
+  ``plots/images/tune.csv`` the best scores and search of every image.
 
 Wall times go to ``metrics/timings/tune.json``, which DVC does not track (see
 :func:`segclust.stages._common.write_timings`).
@@ -46,6 +47,7 @@ from segclust.stages._common import (
     save_npy,
     summarise,
     write_json,
+    write_table,
     write_timings,
 )
 from segclust.tuning import study_journal_bytes, trials_table, tune_clustering
@@ -156,7 +158,8 @@ def main(config: Config) -> None:
     summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
     summary["images"] = len(per_image)
     summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
-    write_json(METRICS_DIR / "tune.json", {"summary": summary, "images": per_image})
+    write_table("tune", per_image, first=("status", "algorithm", "n_clusters", "silhouette"))
+    write_json(METRICS_DIR / "tune.json", summary)
     write_timings("tune", timings)
 
 
