@@ -135,10 +135,11 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     per_image = read_table(repo / "plots/images/cluster.csv")
     assert per_image["halves"]["n_clusters"] == 4
     assert per_image["halves"]["backend"] == "sklearn"
-    # the per-image tables are drawn by `dvc plots`: five definitions, data where there is some
+    # the per-image tables are drawn by `dvc plots`, one row of the table a bar
     plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)["data"]
-    bars = plots["Regions of the hierarchy's cut, per image"][0]["content"]["data"]["values"]
+    bars = plots["plots/images/hierarchy.csv"][0]["content"]["data"]["values"]
     assert sorted(row["image"] for row in bars) == ["bands", "halves"]
+    assert "Silhouette against Covering, per image (tuned clusters)" in plots
 
 
 def test_second_repro_does_nothing(repo):

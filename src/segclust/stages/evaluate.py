@@ -192,7 +192,8 @@ def main(config: Config) -> None:
             "levels": len(levels),
             "ods": {k: rounded(ods[k]) for k in ("covering", "pri", "vi")}
             | {"boundary_f": rounded(bound.ods_f)},
-            "ois": {"covering": rounded(ois["covering"]), "boundary_f": rounded(bound.ois_f)},
+            "ois": {k: rounded(ois[k]) for k in ("covering", "pri", "vi")}
+            | {"boundary_f": rounded(bound.ois_f)},
             "boundary_ap": rounded(bound.ap),
         }
     if not per_image:
