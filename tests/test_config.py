@@ -209,4 +209,4 @@ def test_the_trials_plot_is_titled_with_the_tuning_objective(tmp_path):
     repo = Repo(str(tmp_path), uninitialized=True)
     tune = next(stage for stage in repo.index.stages if stage.name == "tune")
     titles = [out.plot["title"] for out in tune.outs if out.plot]
-    assert titles == ["Optuna trials (davies_bouldin per trial)"]
+    assert titles == ["Optuna trials (davies_bouldin per trial)", "Clusters per image (tuned)"]

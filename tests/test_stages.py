@@ -340,3 +340,29 @@ def test_cluster_config_defaults_are_the_registrys():
     from segclust.config import ClusterConfig
 
     assert ClusterConfig().params == {"n_clusters": 4, "n_init": 4, "max_iter": 300}
+
+
+@pytest.mark.slow
+def test_one_worker_or_two_write_the_same_bytes(tmp_path, tiny_image_dir):
+    """Images run in parallel (execution.jobs); results must not depend on who ran what."""
+    outputs = {}
+    for jobs in (1, 2):
+        (tmp_path / f"jobs{jobs}").mkdir()
+        work = make_workdir(tmp_path / f"jobs{jobs}", tiny_image_dir, execution={"jobs": jobs})
+        for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
+            result = run_stage(work, stage)
+            assert result.returncode == 0, result.stderr
+        outputs[jobs] = {
+            str(p.relative_to(work)): p.read_bytes()
+            for p in sorted(work.rglob("*"))
+            if p.is_file() and "timings" not in p.parts and p.name != "params.yaml"
+        }
+    assert len(outputs[1]) > 40
+    assert outputs[1].keys() == outputs[2].keys()
+    assert [k for k in outputs[1] if outputs[1][k] != outputs[2][k]] == []
+
+
+@pytest.mark.parametrize("jobs", [0, -2, 1.5, True])
+def test_bad_jobs_is_a_config_error(tmp_path, tiny_image_dir, jobs):
+    work = make_workdir(tmp_path, tiny_image_dir, execution={"jobs": jobs})
+    assert_one_line_error(run_stage(work, "features"), "features", "execution.jobs")

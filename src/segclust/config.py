@@ -440,6 +440,25 @@ class HierarchyConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """How stages run (:mod:`segclust.parallel`); never changes what they write, so no stage
+    lists it as a DVC parameter."""
+
+    jobs: int = -1
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExecutionConfig:
+        no_unknown(d, "execution", ("jobs",))
+        jobs = d.get("jobs", cls.jobs)
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
+            raise ConfigError(
+                f"execution.jobs must be a number of worker processes >= 1, or -1 for every "
+                f"core, got {jobs!r}"
+            )
+        return cls(jobs=jobs)
+
+
+@dataclass(frozen=True)
 class RenderConfig:
     """How cluster maps and contour overlays are drawn."""
 
@@ -484,6 +503,7 @@ class Config:
     regions: RegionsConfig = RegionsConfig()
     smoothing: SmoothingConfig = SmoothingConfig()
     hierarchy: HierarchyConfig = HierarchyConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> Config:
@@ -500,6 +520,7 @@ class Config:
             "regions",
             "smoothing",
             "hierarchy",
+            "execution",
         )
         no_unknown(params, "params", top)
         return cls(
@@ -521,6 +542,9 @@ class Config:
             ),
             hierarchy=HierarchyConfig.from_dict(
                 _section(params, "hierarchy") if "hierarchy" in params else {}
+            ),
+            execution=ExecutionConfig.from_dict(
+                _section(params, "execution") if "execution" in params else {}
             ),
         )
 

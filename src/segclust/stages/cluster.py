@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
+from segclust.parallel import map_images
 from segclust.segmentation import cluster_and_score
 from segclust.stages._common import (
     FEATURES_DIR,
@@ -36,29 +38,38 @@ from segclust.stages._common import (
 log = logging.getLogger("segclust")
 
 
+def cluster_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[str, dict, float]:
+    """One image's clustering, written to ``out``; (stem, scores, seconds) back."""
+    stem, sidecar = entry
+    started = time.perf_counter()
+    features = np.load(FEATURES_DIR / f"{stem}.npy")
+    result = cluster_and_score(
+        features,
+        (sidecar["height"], sidecar["width"]),
+        config.cluster,
+        backend=config.backend,
+        seed=config.seed,
+        metrics=config.metrics,
+    )
+    save_npy(out / f"{stem}.npy", result.labels)
+    scores = dict(result.metrics)
+    if "notes" in scores:
+        scores["notes"] = "; ".join(scores["notes"])
+    return stem, scores, round(time.perf_counter() - started, 3)
+
+
 def main(config: Config) -> None:
     resolve_backend(config.backend, config.cluster.algorithm)  # fail early, before any work
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
     with atomic_dir(LABELS_DIR) as out, logging_redirect_tqdm():
-        for stem, sidecar in tqdm(entries, desc="cluster", unit="image", disable=None):
-            started = time.perf_counter()
-            features = np.load(FEATURES_DIR / f"{stem}.npy")
-            result = cluster_and_score(
-                features,
-                (sidecar["height"], sidecar["width"]),
-                config.cluster,
-                backend=config.backend,
-                seed=config.seed,
-                metrics=config.metrics,
-            )
-            save_npy(out / f"{stem}.npy", result.labels)
-            scores = dict(result.metrics)
-            if "notes" in scores:
-                scores["notes"] = "; ".join(scores["notes"])
+        work = partial(cluster_image, config=config, out=out)
+        for stem, scores, seconds in map_images(
+            work, entries, jobs=config.execution.jobs, desc="cluster"
+        ):
             per_image[stem] = scores
-            timings[stem] = round(time.perf_counter() - started, 3)
+            timings[stem] = seconds
             log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
     write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
     write_json(METRICS_DIR / "cluster.json", summarise(per_image))

@@ -23,10 +23,10 @@ the silhouette of the clustering beside it (from ``plots/images/{cluster,tune}.c
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundaries import (
@@ -42,6 +42,7 @@ from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
 from segclust.hierarchy import Hierarchy, boundary_strength
 from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
+from segclust.parallel import map_images
 from segclust.report import rounded
 from segclust.stages._common import (
     HIERARCHY_DIR,
@@ -125,6 +126,33 @@ def _levels(stems: list[str], n: int) -> np.ndarray | None:
     return threshold_grid(low / 2, high, n) if 0 < low <= high else None
 
 
+def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple:
+    """One image against its annotators: (stem, scores per map, boundary counts per map,
+    region scores and boundary counts at every level, or None)."""
+    annotations = find_ground_truth(gt_root, stem)
+    humans = human_boundaries(annotations)
+    entry: dict = {"n_annotators": len(annotations)}
+    image_counts: dict[str, np.ndarray] = {}
+    for which, folder in MAPS.items():
+        path = folder / f"{stem}.npy"
+        if not path.exists():
+            continue
+        try:
+            entry[which], image_counts[which] = _flat_scores(np.load(path), annotations, humans)
+        except ValueError as exc:
+            raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
+    ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
+    if levels is None or not ucm_path.exists():
+        return stem, entry, image_counts, None, None
+    hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
+    regions = region_scores_by_level(hierarchy, annotations, levels)
+    # a pixel is on the cut's boundary at t when its strength is > t (next float)
+    boundaries = boundary_counts_over_thresholds(
+        boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
+    )
+    return stem, entry, image_counts, regions, boundaries
+
+
 def main(config: Config) -> None:
     gt_root = Path(config.data.ground_truth)
     if not gt_root.is_dir():
@@ -141,29 +169,15 @@ def main(config: Config) -> None:
     counts: dict[str, list] = {which: [] for which in MAPS}
     level_regions, level_boundaries = [], []
     with logging_redirect_tqdm():
-        for stem in tqdm(with_truth, desc="evaluate", unit="image", disable=None):
-            annotations = find_ground_truth(gt_root, stem)
-            humans = human_boundaries(annotations)
-            entry: dict = {"n_annotators": len(annotations)}
-            for which, folder in MAPS.items():
-                path = folder / f"{stem}.npy"
-                if not path.exists():
-                    continue
-                try:
-                    entry[which], image_counts = _flat_scores(np.load(path), annotations, humans)
-                except ValueError as exc:
-                    raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
-                counts[which].append(image_counts)
-            ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
-            if levels is not None and ucm_path.exists():
-                hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
-                level_regions.append(region_scores_by_level(hierarchy, annotations, levels))
-                # a pixel is on the cut's boundary at t when its strength is > t (next float)
-                level_boundaries.append(
-                    boundary_counts_over_thresholds(
-                        boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
-                    )
-                )
+        work = partial(evaluate_image, gt_root=gt_root, levels=levels)
+        for stem, entry, image_counts, regions, boundaries in map_images(
+            work, with_truth, jobs=config.execution.jobs, desc="evaluate"
+        ):
+            for which, value in image_counts.items():
+                counts[which].append(value)
+            if regions is not None:
+                level_regions.append(regions)
+                level_boundaries.append(boundaries)
             per_image[stem] = entry
             log.info(
                 "%s: %s",

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.features import feature_matrix
 from segclust.imageio import list_images, read_image
+from segclust.parallel import map_images
 from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
@@ -30,41 +31,44 @@ from segclust.stages._common import (
 log = logging.getLogger("segclust")
 
 
+def features_image(path: Path, config: Config, out: Path) -> tuple[str, float, str]:
+    """One image's feature matrix and sidecar, written into ``out``; (stem, seconds, log) back."""
+    started = time.perf_counter()
+    image = read_image(path, max_pixels=config.data.max_pixels)
+    try:
+        matrix, names = feature_matrix(
+            smooth_image(image, config.smoothing), config.features, config.scaler
+        )
+    except ImageInputError as exc:
+        raise ImageInputError(f"{path}: {exc}") from exc
+    height, width = image.shape[:2]
+    save_npy(out / f"{path.stem}.npy", matrix)
+    sidecar = {
+        "source": Path(path).as_posix(),
+        "height": int(height),
+        "width": int(width),
+        "feature_names": names,
+        "source_dtype": str(image.dtype),
+        "source_channels": 1 if image.ndim == 2 else int(image.shape[2]),
+    }
+    (out / f"{path.stem}.json").write_bytes(json_bytes(sidecar))
+    line = (
+        f"{path.stem}: {width}x{height} {image.dtype}, {sidecar['source_channels']} channel(s)"
+        f" -> {config.features.name} {matrix.shape}"
+    )
+    return path.stem, round(time.perf_counter() - started, 3), line
+
+
 def main(config: Config) -> None:
     paths = list_images(config.data.root, config.data.images, config.data.extensions)
     timings: dict[str, float] = {}
     with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
-        for path in tqdm(paths, desc="features", unit="image", disable=None):
-            started = time.perf_counter()
-            image = read_image(path, max_pixels=config.data.max_pixels)
-            try:
-                matrix, names = feature_matrix(
-                    smooth_image(image, config.smoothing), config.features, config.scaler
-                )
-            except ImageInputError as exc:
-                raise ImageInputError(f"{path}: {exc}") from exc
-            height, width = image.shape[:2]
-            save_npy(out / f"{path.stem}.npy", matrix)
-            sidecar = {
-                "source": Path(path).as_posix(),
-                "height": int(height),
-                "width": int(width),
-                "feature_names": names,
-                "source_dtype": str(image.dtype),
-                "source_channels": 1 if image.ndim == 2 else int(image.shape[2]),
-            }
-            (out / f"{path.stem}.json").write_bytes(json_bytes(sidecar))
-            timings[path.stem] = round(time.perf_counter() - started, 3)
-            log.info(
-                "%s: %dx%d %s, %d channel(s) -> %s %s",
-                path.stem,
-                width,
-                height,
-                image.dtype,
-                sidecar["source_channels"],
-                config.features.name,
-                matrix.shape,
-            )
+        work = partial(features_image, config=config, out=out)
+        for stem, seconds, line in map_images(
+            work, paths, jobs=config.execution.jobs, desc="features"
+        ):
+            timings[stem] = seconds
+            log.info("%s", line)
     write_timings("features", timings)
 
 

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.imageio import read_image
+from segclust.parallel import map_images
 from segclust.stages._common import (
     COUNTS,
     HIERARCHY_DIR,
@@ -49,6 +50,21 @@ def _cluster_leaves(stem: str) -> np.ndarray:
     return np.load(tuned if tuned.exists() else LABELS_DIR / f"{stem}.npy")
 
 
+def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple:
+    """One image's hierarchy and cut, written into ``out``; (stem, counts, seconds) back."""
+    stem, sidecar = entry
+    started = time.perf_counter()
+    settings = config.hierarchy
+    image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
+    leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
+    hierarchy = build_hierarchy(image, config.smoothing, settings, leaves)
+    cut = cut_hierarchy(hierarchy, settings)
+    save_npy(out / "ucm" / f"{stem}.npy", hierarchy.ucm)
+    save_npy(out / "cut" / f"{stem}.npy", cut)
+    counts = {"levels": int(hierarchy.levels.size), "regions": int(cut.max()) + 1}
+    return stem, counts, round(time.perf_counter() - started, 3)
+
+
 def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -56,25 +72,19 @@ def main(config: Config) -> None:
     with atomic_dir(HIERARCHY_DIR) as out, logging_redirect_tqdm():
         for sub in ("ucm", "cut"):
             (out / sub).mkdir()
-        for stem, sidecar in tqdm(feature_entries(), desc="hierarchy", unit="image", disable=None):
-            started = time.perf_counter()
-            image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
-            leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
-            hierarchy = build_hierarchy(image, config.smoothing, settings, leaves)
-            cut = cut_hierarchy(hierarchy, settings)
-            save_npy(out / "ucm" / f"{stem}.npy", hierarchy.ucm)
-            save_npy(out / "cut" / f"{stem}.npy", cut)
-            per_image[stem] = {
-                "levels": int(hierarchy.levels.size),
-                "regions": int(cut.max()) + 1,
-            }
-            timings[stem] = round(time.perf_counter() - started, 3)
+        work = partial(hierarchy_image, config=config, out=out)
+        entries = feature_entries()
+        for stem, counts, seconds in map_images(
+            work, entries, jobs=config.execution.jobs, desc="hierarchy"
+        ):
+            per_image[stem] = counts
+            timings[stem] = seconds
             log.info(
                 "%s: %d levels, cut (%s) -> %d regions",
                 stem,
-                per_image[stem]["levels"],
+                counts["levels"],
                 settings.cut,
-                per_image[stem]["regions"],
+                counts["regions"],
             )
     summary = {
         "cut": settings.cut,

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.hierarchy import boundary_strength
 from segclust.imageio import read_image
+from segclust.parallel import map_images
 from segclust.pixels import to_display_rgb, to_grey
 from segclust.render import (
     captioned,
@@ -48,47 +49,55 @@ log = logging.getLogger("segclust")
 PNG_METADATA = {"Software": None}  # no version string: same bytes on every machine
 
 
+def render_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[str, float, str]:
+    """One image's pictures, written into ``out``; (stem, seconds, what was drawn) back."""
+    stem, sidecar = entry
+    started = time.perf_counter()
+    suffix = " · regions" if config.regions.method == "connected" else ""
+    image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
+    rgb, grey = to_display_rgb(image), to_grey(image)
+    configured = np.load(REGIONS_DIR / "configured" / f"{stem}.npy")
+    tuned_path = REGIONS_DIR / "tuned" / f"{stem}.npy"
+    tuned = np.load(tuned_path) if tuned_path.exists() else None
+    configured_name = f"configured {config.cluster.algorithm}{suffix}"
+    tuned_name = f"tuned {_tuned_algorithm(stem, config)}{suffix}"
+
+    fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
+    fig.savefig(out / f"{stem}_grey.png", metadata=PNG_METADATA)
+    fig = cluster_map_figure(
+        [(configured_name, configured), (tuned_name, tuned)],
+        cmap=config.render.cmap,
+        title=f"{stem}: {config.features.name} features",
+        dpi=config.render.dpi,
+    )
+    fig.savefig(out / f"{stem}_clusters.png", metadata=PNG_METADATA)
+
+    panels = [
+        captioned(_contours(rgb, labels, config), caption)
+        for caption, labels in ((configured_name, configured), (tuned_name, tuned))
+        if labels is not None
+    ]
+    _write_png(out / f"{stem}_contours.png", side_by_side(panels))
+    if (HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists():
+        _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
+    drawn = (
+        "configured + tuned"
+        if tuned is not None
+        else "configured only (tuning found no valid clustering)"
+    )
+    return stem, round(time.perf_counter() - started, 3), drawn
+
+
 def main(config: Config) -> None:
     entries = feature_entries()
     timings: dict[str, float] = {}
-    suffix = " · regions" if config.regions.method == "connected" else ""
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
-        for stem, sidecar in tqdm(entries, desc="render", unit="image", disable=None):
-            started = time.perf_counter()
-            image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
-            rgb, grey = to_display_rgb(image), to_grey(image)
-            configured = np.load(REGIONS_DIR / "configured" / f"{stem}.npy")
-            tuned_path = REGIONS_DIR / "tuned" / f"{stem}.npy"
-            tuned = np.load(tuned_path) if tuned_path.exists() else None
-            configured_name = f"configured {config.cluster.algorithm}{suffix}"
-            tuned_name = f"tuned {_tuned_algorithm(stem, config)}{suffix}"
-
-            fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
-            fig.savefig(out / f"{stem}_grey.png", metadata=PNG_METADATA)
-            fig = cluster_map_figure(
-                [(configured_name, configured), (tuned_name, tuned)],
-                cmap=config.render.cmap,
-                title=f"{stem}: {config.features.name} features",
-                dpi=config.render.dpi,
-            )
-            fig.savefig(out / f"{stem}_clusters.png", metadata=PNG_METADATA)
-
-            panels = [
-                captioned(_contours(rgb, labels, config), caption)
-                for caption, labels in ((configured_name, configured), (tuned_name, tuned))
-                if labels is not None
-            ]
-            _write_png(out / f"{stem}_contours.png", side_by_side(panels))
-            if (HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists():
-                _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
-            timings[stem] = round(time.perf_counter() - started, 3)
-            log.info(
-                "%s: rendered %s",
-                stem,
-                "configured + tuned"
-                if tuned is not None
-                else "configured only (tuning found no valid clustering)",
-            )
+        work = partial(render_image, config=config, out=out)
+        for stem, seconds, drawn in map_images(
+            work, entries, jobs=config.execution.jobs, desc="render"
+        ):
+            timings[stem] = seconds
+            log.info("%s: rendered %s", stem, drawn)
     write_timings("render", timings)
 
 

@@ -22,6 +22,7 @@ import io
 import logging
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
+from segclust.parallel import map_images, worker_count
 from segclust.report import rounded
 from segclust.stages._common import (
     FEATURES_DIR,
@@ -55,11 +57,89 @@ from segclust.tuning import study_journal_bytes, trials_table, tune_clustering
 log = logging.getLogger("segclust")
 
 
-def main(config: Config) -> None:
+def tune_image(
+    entry: tuple[str, dict], config: Config, dirs: dict[str, Path], show_trials: bool
+) -> tuple[str, dict, float, int, str]:
+    """One image's study, its outputs written into ``dirs``; back: (stem, scores, seconds,
+    log level, log line), so that the stage logs in order whichever worker ran it."""
     import matplotlib
 
     matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stem, sidecar = entry
+    algorithm = config.cluster.algorithm
+    started = time.perf_counter()
+    features = np.load(FEATURES_DIR / f"{stem}.npy")
+    with tqdm(
+        total=config.tune.n_trials,
+        desc=f"  {stem}",
+        unit="trial",
+        leave=False,
+        disable=None if show_trials else True,
+    ) as bar:
+        result = tune_clustering(
+            features,
+            (sidecar["height"], sidecar["width"]),
+            config.cluster,
+            config.tune,
+            backend=config.backend,
+            seed=config.seed,
+            metrics=config.metrics,
+            study_name=stem,
+            callbacks=[lambda _study, _trial: bar.update()],
+        )
+    (dirs["studies"] / f"{stem}.journal").write_bytes(study_journal_bytes(result.study))
+    rows = trials_table(result.study)
+    (dirs["trials"] / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
+    _save_history(
+        result.study,
+        dirs["history"] / f"{stem}.png",
+        stem,
+        config.render.dpi,
+        config.tune.objective,
+    )
+    states = [r["state"] for r in rows]
+    scores: dict = {
+        "algorithm": result.algorithm or algorithm,
+        "search": result.search,
+        "search_points": result.search_points,
+        "trials_complete": states.count("COMPLETE"),
+        "trials_pruned": states.count("PRUNED"),
+        "trials_failed": states.count("FAIL"),
+    }
+    if result.best is None:
+        scores["status"] = "no valid clustering in any trial"
+        level = logging.WARNING
+        line = (
+            f"{stem}: no trial gave a valid clustering ({scores['trials_pruned']} pruned, "
+            f"{scores['trials_failed']} failed); widen tune.space.{algorithm}"
+        )
+    else:
+        save_npy(dirs["tuned"] / f"{stem}.npy", result.best.labels)
+        best_space = config.tune.space_for(result.algorithm)
+        best = {
+            "algorithm": result.algorithm,
+            **result.best_params,
+            "search": result.search,
+            "search_points": result.search_points,
+        }
+        (dirs["tuned"] / f"{stem}.yaml").write_text(
+            yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
+        )
+        metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
+        scores["objective"] = config.tune.objective
+        scores["search_value"] = rounded(result.study.best_value)
+        scores.update(
+            metrics,
+            status="ok",
+            **{f"best_{k}": result.best_params[k] for k in best_space},
+        )
+        level = logging.INFO
+        line = f"{stem}: best {result.best_params} after {len(rows)} trials: {describe(metrics)}"
+    return stem, scores, round(time.perf_counter() - started, 3), level, line
+
+
+def main(config: Config) -> None:
     algorithm = config.cluster.algorithm
     alternatives = config.tune.alternatives()
     for name in alternatives or (algorithm,):
@@ -76,85 +156,18 @@ def main(config: Config) -> None:
         atomic_dir(HISTORY_DIR) as history_dir,
         logging_redirect_tqdm(),
     ):
-        for stem, sidecar in tqdm(entries, desc="tune", unit="image", disable=None):
-            started = time.perf_counter()
-            features = np.load(FEATURES_DIR / f"{stem}.npy")
-            with tqdm(
-                total=config.tune.n_trials,
-                desc=f"  {stem}",
-                unit="trial",
-                leave=False,
-                disable=None,
-            ) as bar:
-                result = tune_clustering(
-                    features,
-                    (sidecar["height"], sidecar["width"]),
-                    config.cluster,
-                    config.tune,
-                    backend=config.backend,
-                    seed=config.seed,
-                    metrics=config.metrics,
-                    study_name=stem,
-                    callbacks=[lambda _study, _trial: bar.update()],
-                )
-            (studies / f"{stem}.journal").write_bytes(study_journal_bytes(result.study))
-            rows = trials_table(result.study)
-            (trials_dir / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
-            _save_history(
-                result.study,
-                history_dir / f"{stem}.png",
-                stem,
-                config.render.dpi,
-                config.tune.objective,
-            )
-            states = [r["state"] for r in rows]
-            scores: dict = {
-                "algorithm": result.algorithm or algorithm,
-                "search": result.search,
-                "search_points": result.search_points,
-                "trials_complete": states.count("COMPLETE"),
-                "trials_pruned": states.count("PRUNED"),
-                "trials_failed": states.count("FAIL"),
-            }
-            if result.best is None:
-                scores["status"] = "no valid clustering in any trial"
-                log.warning(
-                    "%s: no trial gave a valid clustering (%d pruned, %d failed); "
-                    "widen tune.space.%s",
-                    stem,
-                    scores["trials_pruned"],
-                    scores["trials_failed"],
-                    algorithm,
-                )
-            else:
-                save_npy(tuned / f"{stem}.npy", result.best.labels)
-                best_space = config.tune.space_for(result.algorithm)
-                best = {
-                    "algorithm": result.algorithm,
-                    **result.best_params,
-                    "search": result.search,
-                    "search_points": result.search_points,
-                }
-                (tuned / f"{stem}.yaml").write_text(
-                    yaml.safe_dump(best, sort_keys=True), encoding="utf-8"
-                )
-                metrics = {k: v for k, v in result.best.metrics.items() if k != "notes"}
-                scores["objective"] = config.tune.objective
-                scores["search_value"] = rounded(result.study.best_value)
-                scores.update(
-                    metrics,
-                    status="ok",
-                    **{f"best_{k}": result.best_params[k] for k in best_space},
-                )
-                log.info(
-                    "%s: best %s after %d trials: %s",
-                    stem,
-                    result.best_params,
-                    len(rows),
-                    describe(metrics),
-                )
+        dirs = {"tuned": tuned, "studies": studies, "trials": trials_dir, "history": history_dir}
+        jobs = config.execution.jobs
+        work = partial(
+            tune_image,
+            config=config,
+            dirs=dirs,
+            show_trials=worker_count(jobs, len(entries)) == 1,
+        )
+        for stem, scores, seconds, level, line in map_images(work, entries, jobs=jobs, desc="tune"):
             per_image[stem] = scores
-            timings[stem] = round(time.perf_counter() - started, 3)
+            timings[stem] = seconds
+            log.log(level, "%s", line)
     summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
     summary["images"] = len(per_image)
     summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
