@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -342,24 +343,108 @@ def test_cluster_config_defaults_are_the_registrys():
     assert ClusterConfig().params == {"n_clusters": 4, "n_init": 4, "max_iter": 300}
 
 
+def outputs_of(work: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(work)): p.read_bytes()
+        for p in sorted(work.rglob("*"))
+        if p.is_file() and "timings" not in p.parts and p.name != "params.yaml"
+    }
+
+
+def run_all(work: Path, stages: tuple[str, ...]) -> None:
+    for stage in stages:
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+
+
+PARALLEL_STAGES = ("features", "cluster", "tune", "regions", "hierarchy", "render")
+
+
 @pytest.mark.slow
-def test_one_worker_or_two_write_the_same_bytes(tmp_path, tiny_image_dir):
-    """Images run in parallel (execution.jobs); results must not depend on who ran what."""
+def test_one_worker_two_or_a_dask_cluster_write_the_same_bytes(tmp_path, tiny_image_dir):
+    """Images run in parallel (execution.jobs, execution.engine); results must not depend on
+    who ran what: joblib with 1 and 2 workers and a Dask LocalCluster of 2."""
     outputs = {}
-    for jobs in (1, 2):
-        (tmp_path / f"jobs{jobs}").mkdir()
-        work = make_workdir(tmp_path / f"jobs{jobs}", tiny_image_dir, execution={"jobs": jobs})
-        for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
-            result = run_stage(work, stage)
-            assert result.returncode == 0, result.stderr
-        outputs[jobs] = {
-            str(p.relative_to(work)): p.read_bytes()
-            for p in sorted(work.rglob("*"))
-            if p.is_file() and "timings" not in p.parts and p.name != "params.yaml"
-        }
-    assert len(outputs[1]) > 40
-    assert outputs[1].keys() == outputs[2].keys()
-    assert [k for k in outputs[1] if outputs[1][k] != outputs[2][k]] == []
+    for name, execution in (
+        ("one", {"jobs": 1}),
+        ("two", {"jobs": 2}),
+        ("dask", {"jobs": 2, "engine": "dask", "address": None}),
+    ):
+        (tmp_path / name).mkdir()
+        work = make_workdir(tmp_path / name, tiny_image_dir, execution=execution)
+        run_all(work, PARALLEL_STAGES)
+        outputs[name] = outputs_of(work)
+    assert len(outputs["one"]) > 40
+    for name in ("two", "dask"):
+        assert outputs[name].keys() == outputs["one"].keys()
+        assert [k for k in outputs["one"] if outputs["one"][k] != outputs[name][k]] == []
+
+
+@pytest.mark.slow
+def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, tiny_image_dir):
+    """A real cluster on this machine: `dask scheduler` and two `dask worker` processes,
+    started apart from the stage, reached over TCP; the stage's outputs are the same bytes."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    run_all(make_workdir(reference, tiny_image_dir, execution={"jobs": 1}), PARALLEL_STAGES)
+    (tmp_path / "cluster").mkdir()
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        for _ in range(300):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        work = make_workdir(
+            tmp_path / "cluster", tiny_image_dir,
+            execution={"jobs": 2, "engine": "dask", "address": address},
+        )  # fmt: skip
+        for _ in range(2):  # workers run from the project folder, as the README says
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                    ],
+                    cwd=work,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        run_all(work, PARALLEL_STAGES)
+        assert outputs_of(work) == outputs_of(reference / "work")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("jobs", [0, -2, 1.5, True])

@@ -439,23 +439,38 @@ class HierarchyConfig:
         )
 
 
+ENGINES = ("joblib", "dask")
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     """How stages run (:mod:`segclust.parallel`); never changes what they write, so no stage
     lists it as a DVC parameter."""
 
     jobs: int = -1
+    engine: str = "joblib"
+    address: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExecutionConfig:
-        no_unknown(d, "execution", ("jobs",))
+        no_unknown(d, "execution", ("jobs", "engine", "address"))
         jobs = d.get("jobs", cls.jobs)
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
             raise ConfigError(
                 f"execution.jobs must be a number of worker processes >= 1, or -1 for every "
                 f"core, got {jobs!r}"
             )
-        return cls(jobs=jobs)
+        engine = choice(d.get("engine", cls.engine), "execution.engine", ENGINES)
+        address = d.get("address", cls.address)
+        if address is not None:
+            if not isinstance(address, str) or "://" not in address:
+                raise ConfigError(
+                    f"execution.address must be a Dask scheduler address such as "
+                    f"tcp://host:8786, got {address!r}"
+                )
+            if engine != "dask":
+                raise ConfigError("execution.address needs execution.engine=dask")
+        return cls(jobs=jobs, engine=engine, address=address)
 
 
 @dataclass(frozen=True)

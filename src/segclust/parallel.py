@@ -1,23 +1,35 @@
 """Images in parallel: every stage maps its per-image work over worker processes.
 
-joblib does the heavy lifting (its ``loky`` process pool, the one scikit-learn uses), with
-``execution.jobs`` workers (``-1``: every core). Results come back in the order of the
-input, whatever the order the workers finish in, and every random choice is seeded from the
-config alone, never from the order of work, so outputs are byte-identical for any number of
-workers. A worker holds one image at a time. An error in a worker is re-raised in the stage
-as it was raised (a :class:`segclust.errors.SegclustError` stays a one-line error).
+joblib does the heavy lifting on one machine (its ``loky`` process pool, the one
+scikit-learn uses), with ``execution.jobs`` workers (``-1``: every core). With
+``execution.engine: dask`` the images go to a Dask distributed cluster instead: the one at
+``execution.address`` (``tcp://host:8786``, started with ``dask scheduler`` and
+``dask worker``), or a ``LocalCluster`` of ``jobs`` single-threaded worker processes when no
+address is given. Either way the stage stays the unit DVC caches: it submits its images,
+gathers the results and writes its outputs atomically.
 
->>> list(map_images(abs, [-2, 3, -1], jobs=2, desc="demo"))
+Results come back in the order of the input, whatever the order the workers finish in, and
+every random choice is seeded from the config alone, never from the order of work, so
+outputs are byte-identical for any number of workers and either engine. A worker holds one
+image at a time. An error in a worker is re-raised in the stage as it was raised (a
+:class:`segclust.errors.SegclustError` stays a one-line error).
+
+>>> from segclust.config import ExecutionConfig
+>>> list(map_images(abs, [-2, 3, -1], execution=ExecutionConfig(jobs=2), desc="demo"))
 [2, 3, 1]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from segclust.config import ExecutionConfig
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -30,21 +42,50 @@ def worker_count(jobs: int, n_items: int) -> int:
     return max(1, min(wanted, n_items))
 
 
+@contextlib.contextmanager
+def _dask_client(address: str | None, workers: int) -> Iterator[object]:
+    from distributed import Client, LocalCluster
+
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def map_images(
     fn: Callable[[Item], Result],
     items: Sequence[Item],
     *,
-    jobs: int,
+    execution: ExecutionConfig,
     desc: str,
 ) -> Iterator[Result]:
-    """``fn(item)`` for every item, in order, on ``jobs`` worker processes, with one tqdm bar.
+    """``fn(item)`` for every item, in order, on worker processes, with one tqdm bar.
 
     ``fn`` must be a module-level function (it is pickled to the workers) and its results
-    small (scores, not pixels): outputs are written by ``fn`` itself.
+    small (scores, not pixels): outputs are written by ``fn`` itself, so with Dask the
+    workers must see the project folder at the same path (a shared file system).
     """
-    workers = worker_count(jobs, len(items))
+    workers = worker_count(execution.jobs, len(items))
     bar = tqdm(total=len(items), desc=desc, unit="image", disable=None)
     try:
+        if execution.engine == "dask" and items:
+            with _dask_client(execution.address, workers) as client:
+                futures = client.map(fn, items, pure=False)
+                for future in futures:
+                    result = future.result()
+                    bar.update()
+                    yield result
+            return
         if workers == 1:
             results: Iterable[Result] = map(fn, items)
         else:

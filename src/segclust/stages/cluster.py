@@ -66,7 +66,7 @@ def main(config: Config) -> None:
     with atomic_dir(LABELS_DIR) as out, logging_redirect_tqdm():
         work = partial(cluster_image, config=config, out=out)
         for stem, scores, seconds in map_images(
-            work, entries, jobs=config.execution.jobs, desc="cluster"
+            work, entries, execution=config.execution, desc="cluster"
         ):
             per_image[stem] = scores
             timings[stem] = seconds

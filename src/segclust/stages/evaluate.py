@@ -171,7 +171,7 @@ def main(config: Config) -> None:
     with logging_redirect_tqdm():
         work = partial(evaluate_image, gt_root=gt_root, levels=levels)
         for stem, entry, image_counts, regions, boundaries in map_images(
-            work, with_truth, jobs=config.execution.jobs, desc="evaluate"
+            work, with_truth, execution=config.execution, desc="evaluate"
         ):
             for which, value in image_counts.items():
                 counts[which].append(value)

@@ -65,7 +65,7 @@ def main(config: Config) -> None:
     with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
         work = partial(features_image, config=config, out=out)
         for stem, seconds, line in map_images(
-            work, paths, jobs=config.execution.jobs, desc="features"
+            work, paths, execution=config.execution, desc="features"
         ):
             timings[stem] = seconds
             log.info("%s", line)

@@ -75,7 +75,7 @@ def main(config: Config) -> None:
         work = partial(hierarchy_image, config=config, out=out)
         entries = feature_entries()
         for stem, counts, seconds in map_images(
-            work, entries, jobs=config.execution.jobs, desc="hierarchy"
+            work, entries, execution=config.execution, desc="hierarchy"
         ):
             per_image[stem] = counts
             timings[stem] = seconds

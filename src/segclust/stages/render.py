@@ -94,7 +94,7 @@ def main(config: Config) -> None:
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
         work = partial(render_image, config=config, out=out)
         for stem, seconds, drawn in map_images(
-            work, entries, jobs=config.execution.jobs, desc="render"
+            work, entries, execution=config.execution, desc="render"
         ):
             timings[stem] = seconds
             log.info("%s: rendered %s", stem, drawn)

@@ -157,14 +157,17 @@ def main(config: Config) -> None:
         logging_redirect_tqdm(),
     ):
         dirs = {"tuned": tuned, "studies": studies, "trials": trials_dir, "history": history_dir}
-        jobs = config.execution.jobs
+        execution = config.execution
         work = partial(
             tune_image,
             config=config,
             dirs=dirs,
-            show_trials=worker_count(jobs, len(entries)) == 1,
+            show_trials=execution.engine == "joblib"
+            and worker_count(execution.jobs, len(entries)) == 1,
         )
-        for stem, scores, seconds, level, line in map_images(work, entries, jobs=jobs, desc="tune"):
+        for stem, scores, seconds, level, line in map_images(
+            work, entries, execution=execution, desc="tune"
+        ):
             per_image[stem] = scores
             timings[stem] = seconds
             log.log(level, "%s", line)
@@ -187,18 +190,25 @@ def _csv(rows: list[dict]) -> str:
 def _save_history(
     study: optuna.Study, path: Path, stem: str, dpi: int, objective: str = "silhouette"
 ) -> None:
-    """Optuna's own optimisation-history plot (matplotlib flavour, no plotly needed)."""
+    """Optuna's own optimisation-history plot (matplotlib flavour, no plotly needed).
+
+    Optuna switches matplotlib to its ``ggplot`` style globally; the plot is drawn inside an
+    ``rc_context`` so that the style ends with it and a long-lived worker process (a Dask
+    cluster's) draws the next stage's pictures as a fresh process would.
+    """
+    import matplotlib
     import matplotlib.pyplot as plt
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the matplotlib flavour is marked experimental
-        ax = optuna.visualization.matplotlib.plot_optimization_history(study)
-    ax.set_title(f"{stem}: optimisation history")
-    ax.set_ylabel(objective.replace("_", "-"))
-    fig = ax.figure
-    fig.set_size_inches(6.4, 4)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    with matplotlib.rc_context():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the matplotlib flavour is marked experimental
+            ax = optuna.visualization.matplotlib.plot_optimization_history(study)
+        ax.set_title(f"{stem}: optimisation history")
+        ax.set_ylabel(objective.replace("_", "-"))
+        fig = ax.figure
+        fig.set_size_inches(6.4, 4)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
 
 
 if __name__ == "__main__":
