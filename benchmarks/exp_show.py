@@ -23,7 +23,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import two_region_grey, write_image  # noqa: E402
+from tests.conftest import repo_env, two_region_grey, write_image  # noqa: E402
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -48,17 +47,8 @@ def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedPr
 
 
 def environment(src: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(src)  # this layout's code, ahead of the editable install
-    env.update(
-        GIT_AUTHOR_NAME="bench",
-        GIT_AUTHOR_EMAIL="bench@example.com",
-        GIT_COMMITTER_NAME="bench",
-        GIT_COMMITTER_EMAIL="bench@example.com",
-        DVC_NO_ANALYTICS="1",
-    )
-    return env
+    # this layout's code, ahead of the editable install
+    return {**repo_env(), "PYTHONPATH": str(src)}
 
 
 def tree_of(rev: str, target: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -31,6 +33,21 @@ def three_region_bgr(height: int = 30, width: int = 36, seed: int = 1) -> np.nda
     image[:, 2 * third :] = (40, 40, 200)
     image += rng.integers(-8, 9, size=image.shape).astype(np.int16)
     return image.clip(0, 255).astype(np.uint8)
+
+
+def repo_env() -> dict[str, str]:
+    """The environment for git and DVC in a throw-away repository: this interpreter's tools
+    first on PATH, a fixed git identity, no DVC analytics."""
+    out = dict(os.environ)
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    out.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+        DVC_NO_ANALYTICS="1",
+    )
+    return out
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:

@@ -8,7 +8,6 @@ its caches.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from segclust.tables import read_table
-from tests.conftest import REPO_ROOT, three_region_bgr, two_region_grey, write_image
+from tests.conftest import REPO_ROOT, repo_env, three_region_bgr, two_region_grey, write_image
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +34,9 @@ GENERATED = (
 )
 
 
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
-    out.update(
-        GIT_AUTHOR_NAME="test",
-        GIT_AUTHOR_EMAIL="test@example.com",
-        GIT_COMMITTER_NAME="test",
-        GIT_COMMITTER_EMAIL="test@example.com",
-        DVC_NO_ANALYTICS="1",
-    )
-    return out
-
-
 def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        list(args), cwd=repo, env=env(), capture_output=True, text=True, timeout=600
+        list(args), cwd=repo, env=repo_env(), capture_output=True, text=True, timeout=600
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
