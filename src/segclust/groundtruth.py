@@ -114,20 +114,30 @@ def read_label_png(path: str | Path) -> np.ndarray:
     return image.astype(np.int32)
 
 
-def find_ground_truth(root: str | Path, stem: str) -> list[np.ndarray]:
-    """The human segmentations of image ``stem`` under ``root``, or [] when there are none.
+def ground_truth_files(root: str | Path, stem: str) -> list[Path]:
+    """The files holding image ``stem``'s human segmentations under ``root`` ([] if none),
+    found without reading them.
 
     ``root/<stem>.mat`` (BSDS format, all annotators) wins; otherwise ``root/<stem>.png`` and
-    ``root/<stem>_*.png`` (one annotator each, in sorted name order) are read.
+    ``root/<stem>_*.png`` (one annotator each, in sorted name order).
     """
     root = Path(root)
     mat = root / f"{stem}.mat"
     if mat.is_file():
-        return read_bsds_mat(mat)
+        return [mat]
     pngs: list[Path] = []
     single = root / f"{stem}.png"
     if single.is_file():
         pngs.append(single)
     pattern = os.path.join(glob.escape(str(root)), f"{glob.escape(stem)}_*.png")
     pngs.extend(sorted(Path(p) for p in glob.glob(pattern) if os.path.isfile(p)))
-    return [read_label_png(p) for p in pngs]
+    return pngs
+
+
+def find_ground_truth(root: str | Path, stem: str) -> list[np.ndarray]:
+    """The human segmentations of image ``stem`` under ``root``, or [] when there are none
+    (the files of :func:`ground_truth_files`, read)."""
+    files = ground_truth_files(root, stem)
+    if files and files[0].suffix == ".mat":
+        return read_bsds_mat(files[0])
+    return [read_label_png(p) for p in files]

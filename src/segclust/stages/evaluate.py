@@ -39,7 +39,7 @@ from segclust.boundaries import (
 from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.evaluation import compare_to_annotators
-from segclust.groundtruth import find_ground_truth
+from segclust.groundtruth import find_ground_truth, ground_truth_files
 from segclust.hierarchy import Hierarchy, boundary_strength
 from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
 from segclust.parallel import map_images
@@ -160,7 +160,7 @@ def main(config: Config) -> None:
     with_truth = []
     missing = 0
     for stem, _sidecar in feature_entries():
-        if find_ground_truth(gt_root, stem):
+        if ground_truth_files(gt_root, stem):  # read once, by the worker that scores it
             with_truth.append(stem)
         else:
             missing += 1
