@@ -52,12 +52,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess, stage: str, text:
     assert text in errors[0]
 
 
+CACHE_DIR = ".segclust-cache"  # the per-image cache: not an output (segclust.imagecache)
+
+
 def leftovers(work: Path) -> list[str]:
-    """Files (and temporary folders) a stage left besides params.yaml."""
+    """Files (and temporary folders) a stage left besides params.yaml and its cache."""
     return sorted(
         str(p.relative_to(work))
         for p in work.rglob("*")
-        if p.name != "params.yaml" and (p.is_file() or p.name.endswith(".tmp"))
+        if p.name != "params.yaml"
+        and CACHE_DIR not in p.relative_to(work).parts
+        and (p.is_file() or p.name.endswith(".tmp"))
     )
 
 
@@ -347,7 +352,10 @@ def outputs_of(work: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(work)): p.read_bytes()
         for p in sorted(work.rglob("*"))
-        if p.is_file() and "timings" not in p.parts and p.name != "params.yaml"
+        if p.is_file()
+        and "timings" not in p.parts
+        and CACHE_DIR not in p.parts
+        and p.name != "params.yaml"
     }
 
 

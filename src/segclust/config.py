@@ -11,7 +11,7 @@ entry there needs nothing here. Plain dataclasses do the work: no schema library
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,10 @@ class TuneConfig:
     space: Mapping[str, Mapping[str, SearchRange]] = field(default_factory=lambda: tune_space({}))
     objective: str = "silhouette"
     algorithms: tuple[str, ...] = ()  # two or more: the algorithm is searched too
+    # trials compare settings: a smaller seeded silhouette estimate than the reported one
+    silhouette_sample_size: int = 1000
+    silhouette_reference_size: int = 5000
+    workers: int = 1  # trials of one image in parallel (shared study storage); 1 = serial
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TuneConfig:
@@ -297,6 +301,9 @@ class TuneConfig:
                 "space",
                 "objective",
                 "algorithms",
+                "silhouette_sample_size",
+                "silhouette_reference_size",
+                "workers",
             ),
         )
         max_noise = number(
@@ -317,6 +324,29 @@ class TuneConfig:
             space=space,
             objective=choice(d.get("objective", cls.objective), "tune.objective", OBJECTIVES),
             algorithms=algorithms,
+            silhouette_sample_size=integer(
+                d.get("silhouette_sample_size", cls.silhouette_sample_size),
+                "tune.silhouette_sample_size",
+                3,
+            ),
+            silhouette_reference_size=integer(
+                d.get("silhouette_reference_size", cls.silhouette_reference_size),
+                "tune.silhouette_reference_size",
+                2,
+            ),
+            workers=integer(d.get("workers", cls.workers), "tune.workers", 1),
+        )
+
+    def trial_metrics(self, metrics: MetricsConfig) -> MetricsConfig:
+        """How trials are scored: ``metrics`` with this search's silhouette sample sizes.
+
+        Trials only rank settings of one image, so a smaller seeded estimate serves (its
+        standard error is about 0.01); the winner is scored again with ``metrics``.
+        """
+        return replace(
+            metrics,
+            silhouette_sample_size=self.silhouette_sample_size,
+            silhouette_reference_size=self.silhouette_reference_size,
         )
 
     def alternatives(self) -> dict[str, Mapping[str, SearchRange]] | None:
@@ -450,10 +480,18 @@ class ExecutionConfig:
     jobs: int = -1
     engine: str = "joblib"
     address: str | None = None
+    # tune.workers > 1: the study storage the trial workers share (an Optuna RDB URL such as
+    # sqlite:///studies.db or postgresql://...); None = a journal file beside the outputs
+    study_storage: str | None = None
+    # per-image results kept across runs (segclust.imagecache): adding an image redoes one
+    cache: bool = True
+    cache_dir: str = ".segclust-cache"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExecutionConfig:
-        no_unknown(d, "execution", ("jobs", "engine", "address"))
+        no_unknown(
+            d, "execution", ("jobs", "engine", "address", "study_storage", "cache", "cache_dir")
+        )
         jobs = d.get("jobs", cls.jobs)
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
             raise ConfigError(
@@ -470,7 +508,26 @@ class ExecutionConfig:
                 )
             if engine != "dask":
                 raise ConfigError("execution.address needs execution.engine=dask")
-        return cls(jobs=jobs, engine=engine, address=address)
+        storage = d.get("study_storage", cls.study_storage)
+        if storage is not None and (not isinstance(storage, str) or "://" not in storage):
+            raise ConfigError(
+                f"execution.study_storage must be an Optuna RDB URL such as "
+                f"sqlite:///studies.db or postgresql://user@host/db, got {storage!r}"
+            )
+        cache = d.get("cache", cls.cache)
+        if not isinstance(cache, bool):
+            raise ConfigError(f"execution.cache must be true or false, got {cache!r}")
+        cache_dir = d.get("cache_dir", cls.cache_dir)
+        if not isinstance(cache_dir, str) or not cache_dir:
+            raise ConfigError(f"execution.cache_dir must be a folder path, got {cache_dir!r}")
+        return cls(
+            jobs=jobs,
+            engine=engine,
+            address=address,
+            study_storage=storage,
+            cache=cache,
+            cache_dir=cache_dir,
+        )
 
 
 @dataclass(frozen=True)

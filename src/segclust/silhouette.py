@@ -323,7 +323,7 @@ def silhouette_sampled(
     n_query: int = 5000,
     n_reference: int = 20000,
     seed: int = 0,
-    chunk_rows: int = 512,
+    chunk_bytes: int = 2**21,
 ) -> tuple[float, float]:
     """Seeded estimate of the silhouette from a query sample scored against a reference sample.
 
@@ -340,6 +340,10 @@ def silhouette_sampled(
 
     Distances come from one BLAS product per block (|q|² + |r|² - 2 q·r, float64): about
     2.4× faster than ``cdist``, accurate to ~1e-14 here. Cost O(n_query·n_reference·d).
+    A block of query rows holds ``chunk_bytes`` of distances: 2 MiB stays in a core's cache
+    through the six passes over it (square root, sums); 512 rows × 20,000 (80 MB) made the
+    same estimate 2.9× slower on one core (the values are the same bits: each row's
+    arithmetic does not depend on the block).
     """
     features = np.asarray(features)
     if features.ndim == 1:
@@ -374,6 +378,7 @@ def silhouette_sampled(
     query_cluster = cluster[query]
     own_in_reference = np.isin(query, reference).astype(np.float64)
     scores = np.empty(query.size)
+    chunk_rows = max(1, chunk_bytes // (8 * reference.size))
     for lo in range(0, query.size, chunk_rows):
         rows = slice(lo, min(lo + chunk_rows, query.size))
         q = features[query[rows]].astype(np.float64)

@@ -208,6 +208,7 @@ def make_objective(
     """
     seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
     objective = tune.objective
+    metrics = tune.trial_metrics(metrics)
     search_rows = _SearchRows(
         features, _planning_algorithm(cluster, tune), metrics.silhouette_max_exact
     )
@@ -269,7 +270,7 @@ def tune_clustering(
     backend: str = "sklearn",
     seed: int = 0,
     metrics: MetricsConfig | None = None,
-    storage: optuna.storages.BaseStorage | None = None,
+    storage: optuna.storages.BaseStorage | str | None = None,
     study_name: str = "segclust",
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
 ) -> TuneResult:
@@ -278,6 +279,9 @@ def tune_clustering(
     ``tune`` says how many trials, on how many points, over which space, for which
     objective; ``tune.algorithms`` (two or more) makes the algorithm part of the search,
     otherwise ``cluster.algorithm`` is tuned and its other parameters keep ``cluster``'s.
+    ``storage``: an Optuna storage, or a URL (an RDB) or a file path (a journal file). With
+    ``tune.workers`` > 1 it must be a URL or a path, which every trial process opens
+    (:func:`parallel_trials`); the serial default gives the same trials on every run.
     """
     metrics = metrics or MetricsConfig()
     search, subset = plan_search(
@@ -286,25 +290,31 @@ def tune_clustering(
     search_x = features if subset is None else features[subset]
     if tune.alternatives() is None:  # one clear refusal, not a study of failed trials
         get_algorithm(cluster.algorithm).check_size(search_x.shape[0])
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    if tune.workers > 1 and not isinstance(storage, str):
+        raise ValueError("tune.workers > 1 needs a storage the workers share: a URL or a path")
     study = optuna.create_study(
         direction="maximize" if MAXIMISE[tune.objective] else "minimize",
-        sampler=sampler,
-        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        storage=open_storage(storage) if isinstance(storage, str) else storage,
         study_name=study_name,
     )
-    objective = make_objective(
-        search_x,
-        cluster,
-        tune,
+    search_setup = _StudySetup(
+        features=search_x,
+        cluster=cluster,
+        tune=tune,
         backend=backend,
         seed=seed,
         metrics=metrics,
         shape=shape if subset is None else None,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
-        study.optimize(objective, n_trials=tune.n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
+    if tune.workers > 1:
+        assert isinstance(storage, str)
+        parallel_trials(search_setup, study_name, storage, callbacks)
+        shared = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        study = optuna.create_study(direction=shared.direction, study_name=study_name)
+        study.add_trials(shared.get_trials())  # in memory: the result outlives the storage
+    else:
+        search_setup.run(study, tune.n_trials, callbacks)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))
@@ -319,6 +329,90 @@ def tune_clustering(
         features, shape, best_cluster, backend=backend, seed=seed, metrics=metrics
     )
     return TuneResult(study, best_params, best, search, int(search_x.shape[0]), algorithm)
+
+
+@dataclass(frozen=True)
+class _StudySetup:
+    """Everything a process needs to run trials of one study (picklable, for workers)."""
+
+    features: np.ndarray
+    cluster: ClusterConfig
+    tune: TuneConfig
+    backend: str
+    seed: int
+    metrics: MetricsConfig
+    shape: tuple[int, int] | None
+
+    def run(
+        self,
+        study: optuna.Study,
+        n_trials: int,
+        callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    ) -> None:
+        objective = make_objective(
+            self.features,
+            self.cluster,
+            self.tune,
+            backend=self.backend,
+            seed=self.seed,
+            metrics=self.metrics,
+            shape=self.shape,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
+            study.optimize(objective, n_trials=n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (``sqlite:///x.db``, ``postgresql://...``: an RDB) or a
+    file path (a journal file, Optuna's storage for processes on one file system)."""
+    if "://" in storage:
+        return optuna.storages.get_storage(storage)
+    backend = optuna.storages.journal.JournalFileBackend(storage)
+    return optuna.storages.JournalStorage(backend)
+
+
+def _trial_worker(
+    setup: _StudySetup, study_name: str, storage: str, n_trials: int, worker: int
+) -> None:
+    """One process's share of a parallel study: load it from the shared storage and run."""
+    from threadpoolctl import threadpool_limits
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # each worker's sampler is seeded apart, or all of them would propose the same points
+    sampler = optuna.samplers.TPESampler(seed=setup.seed + worker)
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage), sampler=sampler)
+    with threadpool_limits(limits=1):
+        setup.run(study, n_trials)
+
+
+def parallel_trials(
+    setup: _StudySetup,
+    study_name: str,
+    storage: str,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+) -> None:
+    """Run ``setup.tune.n_trials`` trials of a study on ``setup.tune.workers`` processes.
+
+    Optuna's distributed optimisation: every worker process loads the same study from the
+    shared ``storage`` (a journal file or an RDB) and runs its share of the trials; the
+    storage serialises them. Not reproducible: TPE in each worker conditions on the trials
+    finished so far, which depends on timing. ``callbacks`` run once at the end, per trial.
+    """
+    from joblib import Parallel, delayed
+
+    workers, n_trials = setup.tune.workers, setup.tune.n_trials
+    shares = [n_trials // workers + (w < n_trials % workers) for w in range(workers)]
+    Parallel(n_jobs=workers)(
+        delayed(_trial_worker)(setup, study_name, storage, share, w)
+        for w, share in enumerate(shares)
+        if share
+    )
+    if callbacks:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        for trial in study.get_trials(deepcopy=False):
+            for callback in callbacks:
+                callback(study, trial)
 
 
 def _planning_algorithm(cluster: ClusterConfig, tune: TuneConfig) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from segclust.config import Config, load_config
 from segclust.errors import SegclustError
+from segclust.imagecache import ImageCache
 from segclust.report import rounded
 from segclust.tables import spread, table_bytes
 
@@ -191,3 +192,66 @@ def describe(scores: dict[str, Any]) -> str:
         f"{scores['n_clusters']} clusters, noise {scores['noise_fraction']:.1%}, "
         f"{sil_text}, backend={scores['backend']}"
     )
+
+
+def stage_params(stage: str) -> dict[str, Any]:
+    """The parameters ``stage`` depends on, as DVC sees them: its ``params`` in ``dvc.yaml``
+    read from ``params.yaml``; without a ``dvc.yaml`` (a work folder), all but ``execution``."""
+    import yaml
+
+    params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")) or {}
+    try:
+        keys = yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["stages"][stage][
+            "params"
+        ]
+    except (FileNotFoundError, KeyError, TypeError):
+        return {k: v for k, v in params.items() if k != "execution"}
+    chosen: dict[str, Any] = {}
+    for key in keys:
+        value: Any = params
+        for part in str(key).split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        chosen[str(key)] = value
+    return chosen
+
+
+def stage_cache(stage: str, config: Config, extra: Any = None) -> ImageCache:
+    """The per-image cache of ``stage`` (:mod:`segclust.imagecache`), off when
+    ``execution.cache`` is false."""
+    root = Path(config.execution.cache_dir) if config.execution.cache else None
+    return ImageCache.for_stage(stage, stage_params(stage), root, extra)
+
+
+def cached_image(
+    item: Any,
+    *,
+    cache: ImageCache,
+    inputs_of: Callable[[Any], tuple[str, list[Path]]],
+    image_fn: Callable[..., Any],
+    outs: dict[str, Path],
+) -> tuple[Any, bool]:
+    """``image_fn(item, out=...)`` through the stage's per-image cache: (result, hit).
+
+    With one output folder named ``out`` the function gets it as ``out``; with several, it
+    gets the dict of them as ``dirs``; with none (a stage that only scores), nothing."""
+    stem, inputs = inputs_of(item)
+
+    def work(folders: dict[str, Path]) -> Any:
+        if not folders:
+            return image_fn(item)
+        if list(folders) == ["out"]:
+            return image_fn(item, out=folders["out"])
+        return image_fn(item, dirs=dict(folders))
+
+    return cache.run(stem, inputs, outs, work)
+
+
+def feature_inputs(entry: tuple[str, dict[str, Any]]) -> tuple[str, list[Path]]:
+    """(stem, input files) of a stage that reads one image's features and sidecar."""
+    stem = entry[0]
+    return stem, [FEATURES_DIR / f"{stem}.npy", FEATURES_DIR / f"{stem}.json"]
+
+
+def log_cache_hits(hits: int, total: int) -> None:
+    if hits:
+        log.info("%d of %d image(s) from the per-image cache", hits, total)

@@ -25,10 +25,14 @@ from segclust.stages._common import (
     LABELS_DIR,
     METRICS_DIR,
     atomic_dir,
+    cached_image,
     describe,
     feature_entries,
+    feature_inputs,
+    log_cache_hits,
     run_stage,
     save_npy,
+    stage_cache,
     summarise,
     write_json,
     write_table,
@@ -59,18 +63,28 @@ def cluster_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[s
 
 
 def main(config: Config) -> None:
-    resolve_backend(config.backend, config.cluster.algorithm)  # fail early, before any work
+    # fail early, before any work; what "auto" chose is part of each image's cache key
+    used = resolve_backend(config.backend, config.cluster.algorithm)
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
+    hits = 0
     with atomic_dir(LABELS_DIR) as out, logging_redirect_tqdm():
-        work = partial(cluster_image, config=config, out=out)
-        for stem, scores, seconds in map_images(
+        work = partial(
+            cached_image,
+            cache=stage_cache("cluster", config, extra={"backend": str(used)}),
+            inputs_of=feature_inputs,
+            image_fn=partial(cluster_image, config=config),
+            outs={"out": out},
+        )
+        for (stem, scores, seconds), hit in map_images(
             work, entries, execution=config.execution, desc="cluster"
         ):
             per_image[stem] = scores
             timings[stem] = seconds
+            hits += hit
             log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
+    log_cache_hits(hits, len(entries))
     write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
     write_json(METRICS_DIR / "cluster.json", summarise(per_image))
     write_timings("cluster", timings)

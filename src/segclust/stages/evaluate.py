@@ -49,8 +49,11 @@ from segclust.stages._common import (
     IMAGES_DIR,
     METRICS_DIR,
     REGIONS_DIR,
+    cached_image,
     feature_entries,
+    log_cache_hits,
     run_stage,
+    stage_cache,
     write_json,
     write_table,
 )
@@ -153,6 +156,12 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
     return stem, entry, image_counts, regions, boundaries
 
 
+def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
+    """The annotations and every map scored."""
+    maps = [folder / f"{stem}.npy" for folder in MAPS.values()]
+    return stem, [*ground_truth_files(gt_root, stem), *maps, HIERARCHY_DIR / "ucm" / f"{stem}.npy"]
+
+
 def main(config: Config) -> None:
     gt_root = Path(config.data.ground_truth)
     if not gt_root.is_dir():
@@ -169,10 +178,20 @@ def main(config: Config) -> None:
     counts: dict[str, list] = {which: [] for which in MAPS}
     level_regions, level_boundaries = [], []
     with logging_redirect_tqdm():
-        work = partial(evaluate_image, gt_root=gt_root, levels=levels)
-        for stem, entry, image_counts, regions, boundaries in map_images(
+        # every image's level scores depend on the levels, which depend on every image
+        extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
+        work = partial(
+            cached_image,
+            cache=stage_cache("evaluate", config, extra=extra),
+            inputs_of=partial(_inputs, gt_root=gt_root),
+            image_fn=partial(evaluate_image, gt_root=gt_root, levels=levels),
+            outs={},
+        )
+        hits = 0
+        for (stem, entry, image_counts, regions, boundaries), hit in map_images(
             work, with_truth, execution=config.execution, desc="evaluate"
         ):
+            hits += hit
             for which, value in image_counts.items():
                 counts[which].append(value)
             if regions is not None:
@@ -189,6 +208,7 @@ def main(config: Config) -> None:
                     if w in entry
                 ),
             )
+    log_cache_hits(hits, len(with_truth))
     summary: dict = {
         "images_evaluated": len(per_image),
         "images_without_ground_truth": missing,

@@ -22,9 +22,12 @@ from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
     atomic_dir,
+    cached_image,
     json_bytes,
+    log_cache_hits,
     run_stage,
     save_npy,
+    stage_cache,
     write_timings,
 )
 
@@ -59,16 +62,30 @@ def features_image(path: Path, config: Config, out: Path) -> tuple[str, float, s
     return path.stem, round(time.perf_counter() - started, 3), line
 
 
+def _inputs(path: Path) -> tuple[str, list[Path]]:
+    return path.stem, [path]
+
+
 def main(config: Config) -> None:
     paths = list_images(config.data.root, config.data.images, config.data.extensions)
     timings: dict[str, float] = {}
+    cache = stage_cache("features", config)
+    hits = 0
     with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
-        work = partial(features_image, config=config, out=out)
-        for stem, seconds, line in map_images(
+        work = partial(
+            cached_image,
+            cache=cache,
+            inputs_of=_inputs,
+            image_fn=partial(features_image, config=config),
+            outs={"out": out},
+        )
+        for (stem, seconds, line), hit in map_images(
             work, paths, execution=config.execution, desc="features"
         ):
             timings[stem] = seconds
+            hits += hit
             log.info("%s", line)
+    log_cache_hits(hits, len(paths))
     write_timings("features", timings)
 
 

@@ -28,14 +28,18 @@ from segclust.imageio import read_image
 from segclust.parallel import map_images
 from segclust.stages._common import (
     COUNTS,
+    FEATURES_DIR,
     HIERARCHY_DIR,
     LABELS_DIR,
     METRICS_DIR,
     TUNED_DIR,
     atomic_dir,
+    cached_image,
     feature_entries,
+    log_cache_hits,
     run_stage,
     save_npy,
+    stage_cache,
     write_json,
     write_table,
     write_timings,
@@ -59,10 +63,21 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
     hierarchy = build_hierarchy(image, config.smoothing, settings, leaves)
     cut = cut_hierarchy(hierarchy, settings)
+    for sub in ("ucm", "cut"):
+        (out / sub).mkdir(exist_ok=True)
     save_npy(out / "ucm" / f"{stem}.npy", hierarchy.ucm)
     save_npy(out / "cut" / f"{stem}.npy", cut)
     counts = {"levels": int(hierarchy.levels.size), "regions": int(cut.max()) + 1}
     return stem, counts, round(time.perf_counter() - started, 3)
+
+
+def _inputs(entry: tuple[str, dict], leaves: str) -> tuple[str, list[Path]]:
+    """The photo and its sidecar, and the cluster labels when they are the leaves."""
+    stem, sidecar = entry
+    inputs = [Path(sidecar["source"]), FEATURES_DIR / f"{stem}.json"]
+    if leaves == "clusters":
+        inputs += [TUNED_DIR / f"{stem}.npy", LABELS_DIR / f"{stem}.npy"]
+    return stem, inputs
 
 
 def main(config: Config) -> None:
@@ -72,13 +87,21 @@ def main(config: Config) -> None:
     with atomic_dir(HIERARCHY_DIR) as out, logging_redirect_tqdm():
         for sub in ("ucm", "cut"):
             (out / sub).mkdir()
-        work = partial(hierarchy_image, config=config, out=out)
+        work = partial(
+            cached_image,
+            cache=stage_cache("hierarchy", config),
+            inputs_of=partial(_inputs, leaves=settings.leaves),
+            image_fn=partial(hierarchy_image, config=config),
+            outs={"out": out},
+        )
         entries = feature_entries()
-        for stem, counts, seconds in map_images(
+        hits = 0
+        for (stem, counts, seconds), hit in map_images(
             work, entries, execution=config.execution, desc="hierarchy"
         ):
             per_image[stem] = counts
             timings[stem] = seconds
+            hits += hit
             log.info(
                 "%s: %d levels, cut (%s) -> %d regions",
                 stem,
@@ -86,6 +109,7 @@ def main(config: Config) -> None:
                 settings.cut,
                 counts["regions"],
             )
+    log_cache_hits(hits, len(entries))
     summary = {
         "cut": settings.cut,
         "leaves": settings.leaves,

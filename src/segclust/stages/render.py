@@ -35,13 +35,17 @@ from segclust.render import (
     ucm_panel,
 )
 from segclust.stages._common import (
+    FEATURES_DIR,
     HIERARCHY_DIR,
     REGIONS_DIR,
     RENDER_DIR,
     TUNED_DIR,
     atomic_dir,
+    cached_image,
     feature_entries,
+    log_cache_hits,
     run_stage,
+    stage_cache,
     write_timings,
 )
 
@@ -91,14 +95,37 @@ def render_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[st
 def main(config: Config) -> None:
     entries = feature_entries()
     timings: dict[str, float] = {}
+    hits = 0
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
-        work = partial(render_image, config=config, out=out)
-        for stem, seconds, drawn in map_images(
+        work = partial(
+            cached_image,
+            cache=stage_cache("render", config),
+            inputs_of=_inputs,
+            image_fn=partial(render_image, config=config),
+            outs={"out": out},
+        )
+        for (stem, seconds, drawn), hit in map_images(
             work, entries, execution=config.execution, desc="render"
         ):
             timings[stem] = seconds
+            hits += hit
             log.info("%s: rendered %s", stem, drawn)
+    log_cache_hits(hits, len(entries))
     write_timings("render", timings)
+
+
+def _inputs(entry: tuple[str, dict]) -> tuple[str, list[Path]]:
+    """Every file one image's pictures are drawn from."""
+    stem, sidecar = entry
+    return stem, [
+        Path(sidecar["source"]),
+        FEATURES_DIR / f"{stem}.json",
+        REGIONS_DIR / "configured" / f"{stem}.npy",
+        REGIONS_DIR / "tuned" / f"{stem}.npy",
+        TUNED_DIR / f"{stem}.yaml",
+        HIERARCHY_DIR / "ucm" / f"{stem}.npy",
+        HIERARCHY_DIR / "cut" / f"{stem}.npy",
+    ]
 
 
 def _tuned_algorithm(stem: str, config: Config) -> str:

@@ -22,6 +22,7 @@ import io
 import logging
 import time
 import warnings
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -43,10 +44,14 @@ from segclust.stages._common import (
     TRIALS_DIR,
     TUNED_DIR,
     atomic_dir,
+    cached_image,
     describe,
     feature_entries,
+    feature_inputs,
+    log_cache_hits,
     run_stage,
     save_npy,
+    stage_cache,
     summarise,
     write_json,
     write_table,
@@ -58,7 +63,7 @@ log = logging.getLogger("segclust")
 
 
 def tune_image(
-    entry: tuple[str, dict], config: Config, dirs: dict[str, Path], show_trials: bool
+    entry: tuple[str, dict], config: Config, show_trials: bool, dirs: dict[str, Path]
 ) -> tuple[str, dict, float, int, str]:
     """One image's study, its outputs written into ``dirs``; back: (stem, scores, seconds,
     log level, log line), so that the stage logs in order whichever worker ran it."""
@@ -70,6 +75,7 @@ def tune_image(
     algorithm = config.cluster.algorithm
     started = time.perf_counter()
     features = np.load(FEATURES_DIR / f"{stem}.npy")
+    storage = _study_storage(config, dirs["studies"], stem)
     with tqdm(
         total=config.tune.n_trials,
         desc=f"  {stem}",
@@ -85,9 +91,12 @@ def tune_image(
             backend=config.backend,
             seed=config.seed,
             metrics=config.metrics,
+            storage=storage,
             study_name=stem,
             callbacks=[lambda _study, _trial: bar.update()],
         )
+    if storage is not None and "://" not in storage:
+        Path(storage).unlink()  # the live journal; the result holds the study in memory
     (dirs["studies"] / f"{stem}.journal").write_bytes(study_journal_bytes(result.study))
     rows = trials_table(result.study)
     (dirs["trials"] / f"{stem}.csv").write_text(_csv(rows), encoding="utf-8")
@@ -139,16 +148,38 @@ def tune_image(
     return stem, scores, round(time.perf_counter() - started, 3), level, line
 
 
+def _study_storage(config: Config, studies: Path, stem: str) -> str | None:
+    """Where one image's trial workers share its study (``tune.workers`` > 1), else None.
+
+    ``execution.study_storage`` (an RDB URL, whose earlier study of this image is replaced),
+    or a journal file in the stage's temporary output folder. Either can be watched live
+    with ``optuna-dashboard`` while the trials run.
+    """
+    if config.tune.workers == 1:
+        return None
+    url = config.execution.study_storage
+    if url is None:
+        path = (studies / f".{stem}.live.journal").resolve()
+        log.info("%s: %d trial workers share %s", stem, config.tune.workers, path)
+        return str(path)
+    try:
+        optuna.delete_study(study_name=stem, storage=url)
+    except KeyError:
+        pass  # no earlier study of this image
+    log.info("%s: %d trial workers share study %r at %s", stem, config.tune.workers, stem, url)
+    return url
+
+
 def main(config: Config) -> None:
     algorithm = config.cluster.algorithm
     alternatives = config.tune.alternatives()
-    for name in alternatives or (algorithm,):
-        resolve_backend(config.backend, name)
+    used = [str(resolve_backend(config.backend, name)) for name in alternatives or (algorithm,)]
     if not alternatives:
         config.tune.space_for(algorithm)  # fail early when nothing is tunable
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
+    hits = 0
     with (
         atomic_dir(TUNED_DIR) as tuned,
         atomic_dir(STUDIES_DIR) as studies,
@@ -158,19 +189,26 @@ def main(config: Config) -> None:
     ):
         dirs = {"tuned": tuned, "studies": studies, "trials": trials_dir, "history": history_dir}
         execution = config.execution
-        work = partial(
-            tune_image,
-            config=config,
-            dirs=dirs,
-            show_trials=execution.engine == "joblib"
-            and worker_count(execution.jobs, len(entries)) == 1,
+        if config.tune.workers > 1:  # the cores go to one image's trials at a time
+            execution = replace(execution, jobs=1, engine="joblib", address=None)
+        show_trials = (
+            execution.engine == "joblib" and worker_count(execution.jobs, len(entries)) == 1
         )
-        for stem, scores, seconds, level, line in map_images(
+        work = partial(
+            cached_image,
+            cache=stage_cache("tune", config, extra={"backend": used}),
+            inputs_of=feature_inputs,
+            image_fn=partial(tune_image, config=config, show_trials=show_trials),
+            outs=dirs,
+        )
+        for (stem, scores, seconds, level, line), hit in map_images(
             work, entries, execution=execution, desc="tune"
         ):
             per_image[stem] = scores
             timings[stem] = seconds
+            hits += hit
             log.log(level, "%s", line)
+    log_cache_hits(hits, len(entries))
     summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
     summary["images"] = len(per_image)
     summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
