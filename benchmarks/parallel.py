@@ -215,26 +215,26 @@ def incremental(tmp: Path, bsds: Path, n: int) -> list[str]:
     shutil.copy(paths[n], alone / paths[n].name)
     work = tmp / "inc"
     write_params(work, images, bsds / "groundTruth", {"jobs": 2, "cache": True})
-    cold, _ = run_stages(work)
+    cold, cold_peak = run_stages(work)
     shutil.copy(paths[n], images / paths[n].name)
-    added, _ = run_stages(work)
+    added, added_peak = run_stages(work)
     one = tmp / "alone"
     write_params(one, alone, bsds / "groundTruth", {"jobs": 2, "cache": True})
-    single, _ = run_stages(one)
+    single, single_peak = run_stages(one)
     rows = [
-        (f"every stage on {n} images, cache empty", cold),
-        (f"the same after adding 1 image ({paths[n].stem})", added),
-        ("every stage on that 1 image alone, fresh folder", single),
+        (f"every stage on {n} images, cache empty", cold, cold_peak),
+        (f"the same after adding 1 image ({paths[n].stem})", added, added_peak),
+        ("every stage on that 1 image alone, fresh folder", single, single_peak),
     ]
     lines = [
-        "| run | " + " | ".join(STAGES) + " | total s |",
-        "|---|" + "---|" * (len(STAGES) + 1),
+        "| run | " + " | ".join(STAGES) + " | total s | peak RSS of one process, MB |",
+        "|---|" + "---|" * (len(STAGES) + 2),
     ]
-    for name, seconds in rows:
+    for name, seconds, peak in rows:
         lines.append(
             f"| {name} | "
             + " | ".join(f"{seconds[s]:.1f}" for s in STAGES)
-            + f" | {sum(seconds.values()):.1f} |"
+            + f" | {sum(seconds.values()):.1f} | {peak / 2**20:.0f} |"
         )
     ratio = sum(added.values()) / sum(single.values())
     lines += ["", f"Adding 1 image to {n}: **{ratio:.2f}×** the time of that image alone."]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,6 +50,61 @@ def repo_env() -> dict[str, str]:
         DVC_NO_ANALYTICS="1",
     )
     return out
+
+
+# Written by the pipeline: left out of a project copy so that `dvc repro` makes them.
+GENERATED = (
+    "dvc.lock",
+    "metrics",
+    "plots",
+    "data/features",
+    "data/labels",
+    "data/tuned",
+    "data/studies",
+    "data/regions",
+    "data/hierarchy",
+)
+
+
+def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in ``repo`` with :func:`repo_env`; a failure shows its output."""
+    result = subprocess.run(
+        list(args), cwd=repo, env=repo_env(), capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_project(repo: Path) -> Path:
+    """This project's files (tracked, or untracked and not ignored; pipeline outputs left
+    out) copied into ``repo``, with ``tune=quick`` as the default so that tests stay short.
+    The caller makes it a git repository once it has changed what it needs."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in listed.stdout.splitlines():
+        source = REPO_ROOT / name
+        generated = name.startswith(GENERATED) and not name.endswith(".gitignore")
+        if source.is_file() and not generated:
+            target = repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    config = repo / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("- tune: default", "- tune: quick"))
+    return repo
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """Compose params.yaml from conf/ and commit everything as the first commit on main."""
+    sh(repo, sys.executable, str(repo / "scripts" / "compose_params.py"))
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", message)
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:

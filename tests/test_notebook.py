@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_output
 
-from tests.conftest import REPO_ROOT, repo_env
+from tests.conftest import REPO_ROOT, commit_all, copy_project, repo_env, sh
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
@@ -29,18 +27,6 @@ spec = importlib.util.spec_from_file_location(
 check_notebooks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_notebooks)
 
-# Written by the pipeline: left out of the copy so that `dvc repro` makes them.
-GENERATED = (
-    "dvc.lock",
-    "metrics",
-    "plots",
-    "data/features",
-    "data/labels",
-    "data/tuned",
-    "data/studies",
-    "data/regions",
-    "data/hierarchy",
-)
 INLINE = "module://matplotlib_inline.backend_inline"  # non-interactive: figures become PNGs
 
 
@@ -71,43 +57,10 @@ def test_the_check_sees_outputs_and_strip_removes_them():
     nbformat.validate(notebook)
 
 
-def sh(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        list(args), cwd=repo, env=repo_env(), capture_output=True, text=True, timeout=600
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def project_copy(repo: Path) -> Path:
-    """This project's files (tracked or not ignored, outputs left out) in a fresh git repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for name in listed.stdout.splitlines():
-        source = REPO_ROOT / name
-        generated = name.startswith(GENERATED) and not name.endswith(".gitignore")
-        if source.is_file() and not generated:
-            target = repo / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    config = repo / "conf" / "config.yaml"
-    config.write_text(config.read_text().replace("- tune: default", "- tune: quick"))
-    sh(repo, sys.executable, str(repo / "scripts" / "compose_params.py"))
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "copy")
-    return repo
-
-
 @pytest.mark.slow
 def test_the_quickstart_runs_top_to_bottom_on_the_pipeline_outputs(tmp_path):
-    repo = project_copy(tmp_path / "repo")
+    repo = copy_project(tmp_path / "repo")  # the bundled samples, tune=quick
+    commit_all(repo, "copy")
     dvc = (sys.executable, "-m", "dvc")
     sh(repo, *dvc, "repro")
     sh(repo, "git", "add", "-A")

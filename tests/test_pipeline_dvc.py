@@ -18,30 +18,16 @@ import pytest
 import yaml
 
 from segclust.tables import read_table
-from tests.conftest import REPO_ROOT, repo_env, three_region_bgr, two_region_grey, write_image
-
-pytestmark = pytest.mark.slow
-
-GENERATED = (
-    "dvc.lock",
-    "metrics",
-    "plots",
-    "data/features",
-    "data/labels",
-    "data/tuned",
-    "data/studies",
-    "data/regions",
-    "data/hierarchy",
+from tests.conftest import (
+    commit_all,
+    copy_project,
+    sh,
+    three_region_bgr,
+    two_region_grey,
+    write_image,
 )
 
-
-def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        list(args), cwd=repo, env=repo_env(), capture_output=True, text=True, timeout=600
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+pytestmark = pytest.mark.slow
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -57,32 +43,14 @@ def repo(tmp_path_factory) -> Path:
 def make_repo(repo: Path) -> Path:
     """Copy this project's files into ``repo`` (a new folder), with two tiny samples, as a
     git repository on ``main`` with one commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for name in listed.stdout.splitlines():
-        source = REPO_ROOT / name
-        generated = name.startswith(GENERATED) and not name.endswith(".gitignore")
-        if source.is_file() and not generated:
-            target = repo / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    copy_project(repo)
     samples = repo / "data" / "samples"
     for image in samples.glob("*.*"):
         if image.suffix != ".md":
             image.unlink()
     write_image(samples / "halves.png", two_region_grey(24, 32))
     write_image(samples / "bands.jpg", three_region_bgr(30, 36))
-    config = repo / "conf" / "config.yaml"
-    config.write_text(config.read_text().replace("- tune: default", "- tune: quick"))
-    sh(repo, sys.executable, str(repo / "scripts" / "compose_params.py"))
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny copy")
+    commit_all(repo, "tiny copy")
     return repo
 
 
