@@ -18,7 +18,7 @@ in a work folder with the committed ``params.yaml``, the recommended setting) on
 3. the cost of 1 million photos on 100 nodes, extrapolated from (1).
 
     python benchmarks/parallel.py --bsds ../shared/data/bsds500 --images 50 \\
-        --out benchmarks/results/parallel.md
+        --incremental 199 --out benchmarks/results/parallel.md
 
 Nothing here is a test: numbers are measured, not asserted.
 """
@@ -136,12 +136,13 @@ def dask_cluster(work: Path, tmp: Path) -> Iterator[tuple[str, list[int]]]:
         while not (scheduler_file.exists() and scheduler_file.stat().st_size):
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
+        env = {**os.environ, "DASK_CONFIG": str(ROOT / "deploy" / "dask.yaml")}  # as the README
         for _ in range(2):
             processes.append(
                 subprocess.Popen(
                     [*dask, "distributed.cli.dask_worker", address, "--nworkers", "1",
                      "--nthreads", "1", "--no-dashboard"],
-                    cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
             )  # fmt: skip
         yield address, [p.pid for p in processes]
@@ -207,6 +208,8 @@ def in_stage_seconds(work: Path) -> dict[str, float]:
 def incremental(tmp: Path, bsds: Path, n: int) -> list[str]:
     """Seconds: every stage on n images (cold), again after adding one, and that one alone."""
     paths = sorted((bsds / "images").glob("*.jpg"))[: n + 1]
+    if len(paths) < n + 1:
+        raise SystemExit(f"--incremental {n} needs {n + 1} images in {bsds}")
     images, alone = tmp / "inc_images", tmp / "alone_images"
     images.mkdir()
     alone.mkdir()
@@ -278,7 +281,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bsds", type=Path, required=True)
     parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--incremental", type=int, default=200, help="images before adding one")
+    parser.add_argument("--incremental", type=int, default=199, help="images before adding one")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.bsds = args.bsds.resolve()  # the stages run in their own work folders

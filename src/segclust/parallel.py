@@ -59,13 +59,18 @@ def worker_count(jobs: int, n_items: int) -> int:
 
 @contextlib.contextmanager
 def _dask_client(address: str | None, workers: int) -> Iterator[object]:
+    import dask
     from distributed import Client, LocalCluster
 
     if address:
         with Client(address) as client:
             yield client
         return
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers; any such variable turns off
+    # glibc's adaptive mmap threshold, and then every block of a few MB is mapped and
+    # faulted in afresh: the stages ran 15-35 % slower per image than in joblib's workers
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
