@@ -14,7 +14,8 @@ $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+# requirements-dev.txt includes requirements-deep.txt: CI runs the real deep features too.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-deep.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 

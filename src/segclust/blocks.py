@@ -8,7 +8,9 @@ blocks a feature set lists, scales and weights them; :mod:`segclust.config` vali
 live in its own module, as colour and texture do) plus a preset in ``conf/features/``.
 
 OpenCV does the pixel work (Gaussian blur, Sobel), :mod:`segclust.colour` the colour spaces,
-:mod:`segclust.texture` LBP (scikit-image) and windowed GLCM statistics.
+:mod:`segclust.texture` LBP (scikit-image) and windowed GLCM statistics,
+:mod:`segclust.learned` the learned blocks (``cnn``, ``autoencoder``: PyTorch, the optional
+``deep`` extra; ``pca``: scikit-learn).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from segclust.colour import colour_columns
+from segclust.errors import ConfigError
 from segclust.params import Param, choice
 from segclust.texture import glcm_features, lbp_histogram
 
@@ -83,6 +86,107 @@ def _window() -> Param:
     return Param(int, 15, low=3, odd=True, doc="odd side of the square window, pixels")
 
 
+@dataclass(frozen=True)
+class NameList(Param):
+    """A ``+``-joined list of distinct names, each one of ``allowed`` (e.g. ``lab+lbp+glcm``)."""
+
+    allowed: tuple[str, ...] = ()
+
+    def validate(self, value: Any, key: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # `-S features.blocks.cnn.layers=3` arrives as an int
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} must be names joined by '+', got {value!r}")
+        names = value.split("+")
+        for name in names:
+            choice(name, key, self.allowed)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{key} names a block twice: {value!r}")
+        return value
+
+
+# Blocks a compressing block (autoencoder, pca) may stack: the hand-made ones
+COMPRESSIBLE = ("intensity", "xy", "sobel", "rgb", "hsv", "lab", "lbp", "glcm")
+STAGES = tuple(str(stage) for stage in range(1, 8))
+
+
+def _device() -> Param:
+    return Param(
+        str, "auto", choices=("auto", "cpu", "cuda"), doc="torch device (auto: CUDA if present)"
+    )
+
+
+def _stacked_inputs(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    """The ``inputs`` blocks (default params) stacked and standard-scaled, one scale a block."""
+    from segclust.config import ScalerConfig
+    from segclust.scaling import scale_columns
+
+    columns, spans = [], []
+    for name in p["inputs"].split("+"):
+        entry = BLOCKS[name]
+        defaults = {key: spec.default for key, spec in entry.params.items()}
+        values, names = entry.columns(grey, pixels, defaults)
+        start = sum(c.shape[1] for c in columns)
+        spans.append(slice(start, start + len(names)))
+        columns.append(values)
+    raw = np.concatenate(columns, axis=1).astype(np.float32, copy=False)
+    return scale_columns(raw, ScalerConfig("standard", scope="block"), spans)
+
+
+def _pca(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
+    from segclust.learned import pca_columns
+
+    stacked = _stacked_inputs(grey, pixels, p)
+    key = "features.blocks.pca"
+    values = pca_columns(stacked, p["dims"], sample=p["sample"], seed=p["seed"], key=key)
+    return values, [f"pca_{i + 1}" for i in range(values.shape[1])]
+
+
+def _autoencoder(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
+    from segclust.learned import autoencoder_columns, require_torch, resolve_device
+
+    key = "features.blocks.autoencoder"
+    require_torch(key)
+    device = resolve_device(p["device"], key)
+    stacked = _stacked_inputs(grey, pixels, p)
+    values, _ = autoencoder_columns(
+        stacked,
+        p["dims"],
+        hidden=p["hidden"],
+        epochs=p["epochs"],
+        sample=p["sample"],
+        seed=p["seed"],
+        device=device,
+    )
+    return values, [f"ae_{i + 1}@{device}" for i in range(values.shape[1])]
+
+
+def _cnn(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
+    from segclust import learned
+    from segclust.colour import as_bgr
+
+    key = "features.blocks.cnn"
+    learned.require_torch(key)
+    device = learned.resolve_device(p["device"], key)
+    extractor, strides = learned.pretrained_extractor(device)
+    rgb = np.ascontiguousarray(as_bgr(pixels)[:, :, ::-1])
+    stages = [int(stage) for stage in p["layers"].split("+")]
+    with learned.deterministic_torch(p["seed"], device):
+        values = learned.cnn_columns(
+            rgb,
+            extractor,
+            strides,
+            stages,
+            dims=p["dims"],
+            max_pixels=p["max_pixels"],
+            tile=p["tile"],
+            halo=p["halo"],
+            seed=p["seed"],
+            device=device,
+        )
+    return values, [f"cnn_{i + 1}@{device}" for i in range(values.shape[1])]
+
+
 _ENTRIES = (
     Block("intensity", {}, _intensity, summary="grey level (OpenCV luma), 1 column"),
     Block("xy", {}, _xy, summary="pixel column x and row y: favours compact regions"),
@@ -117,6 +221,48 @@ _ENTRIES = (
         },
         _glcm,
         summary="windowed GLCM contrast, dissimilarity, homogeneity, energy, correlation",
+    ),
+    Block(
+        "pca",
+        {
+            "inputs": NameList(str, "lab+lbp+glcm", allowed=COMPRESSIBLE, doc="blocks stacked"),
+            "dims": Param(int, 3, low=1, doc="principal components kept"),
+            "sample": Param(int, 50_000, low=0, doc="seeded pixels PCA is fitted on (0: all)"),
+            "seed": Param(int, 0, low=0, doc="seeds the pixel sample"),
+        },
+        _pca,
+        colour=True,
+        summary="scikit-learn PCA of the stacked, block-scaled inputs: the linear baseline",
+    ),
+    Block(
+        "autoencoder",
+        {
+            "inputs": NameList(str, "lab+lbp+glcm", allowed=COMPRESSIBLE, doc="blocks stacked"),
+            "dims": Param(int, 3, low=1, doc="code columns (the bottleneck)"),
+            "hidden": Param(int, 32, low=1, doc="units of the hidden layers"),
+            "epochs": Param(int, 30, low=1, doc="passes over the training sample"),
+            "sample": Param(int, 20_000, low=0, doc="seeded pixels it is trained on (0: all)"),
+            "seed": Param(int, 0, low=0, doc="seeds the weights, sample and batches"),
+            "device": _device(),
+        },
+        _autoencoder,
+        colour=True,
+        summary="small torch autoencoder of the stacked, block-scaled inputs, fitted per image",
+    ),
+    Block(
+        "cnn",
+        {
+            "layers": NameList(str, "2+4", allowed=STAGES, doc="EfficientNet-Lite0 stages 1-7"),
+            "dims": Param(int, 8, low=0, doc="principal components kept (0: every channel)"),
+            "max_pixels": Param(int, 160_000, low=0, doc="larger photos shrunk to it (0: never)"),
+            "tile": Param(int, 512, low=0, doc="network run on tiles of this side (0: whole)"),
+            "halo": Param(int, 64, low=0, doc="context pixels around each tile"),
+            "seed": Param(int, 0, low=0, doc="seeds the PCA sample"),
+            "device": _device(),
+        },
+        _cnn,
+        colour=True,
+        summary="pretrained EfficientNet-Lite0 stage outputs, PCA-reduced, upsampled",
     ),
 )
 

@@ -18,6 +18,11 @@ applied after scaling (0 switches a block off, larger values make it count more)
     colour (:mod:`segclust.colour`); hue enters as cos/sin of its angle.
 ``lbp`` (``points``, ``radius``, ``window``), ``glcm`` (``levels``, ``distance``, ``window``)
     texture (:mod:`segclust.texture`): local LBP histograms, windowed GLCM statistics.
+``cnn`` (``layers``, ``dims``, ``max_pixels``, ``tile``, ``halo``, ``seed``, ``device``)
+    a pretrained EfficientNet-Lite0's stage outputs, reduced by PCA and upsampled
+    (:mod:`segclust.learned`; the optional ``deep`` extra).
+``autoencoder`` (``inputs``, ``dims``, ...), ``pca`` (``inputs``, ``dims``, ...)
+    the stacked ``inputs`` blocks compressed by a small autoencoder (``deep`` extra) or PCA.
 
 The presets are the files of ``conf/features/`` (:mod:`segclust.presets`), read by Hydra
 and by :func:`segclust.segment` alike; the seed's three sets are ``intensity``,

