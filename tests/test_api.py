@@ -47,7 +47,10 @@ def test_sobel_features_segment_edges_from_flat_areas():
     ("kwargs", "message"),
     [
         ({"algorithm": "spectral"}, f"allowed: {', '.join(ALGORITHMS)}"),
-        ({"features": "hog"}, "allowed: autoencoder, cnn, hsv, intensity, intensity_xy, lab, lab_texture"),
+        (
+            {"features": "hog"},
+            "allowed: autoencoder, cnn, hsv, intensity, intensity_xy, lab, lab_texture",
+        ),
         ({"n_clusters": 1}, "n_clusters must be an integer >= 2"),
         ({"algorithm": "dbscan", "eps": 0}, "eps must be a finite number > 0"),
         ({"algorithm": "dbscan", "min_samples": 0}, "min_samples must be an integer >= 1"),
