@@ -11,15 +11,17 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segclust.config import Config, load_config
+from segclust.config import Config, ExecutionConfig, load_config
 from segclust.errors import SegclustError
 from segclust.imagecache import ImageCache
+from segclust.parallel import map_images
 from segclust.report import rounded
 from segclust.tables import spread, table_bytes
 
@@ -252,6 +254,30 @@ def feature_inputs(entry: tuple[str, dict[str, Any]]) -> tuple[str, list[Path]]:
     return stem, [FEATURES_DIR / f"{stem}.npy", FEATURES_DIR / f"{stem}.json"]
 
 
-def log_cache_hits(hits: int, total: int) -> None:
+def map_cached(
+    stage: str,
+    config: Config,
+    items: Sequence[Any],
+    *,
+    inputs_of: Callable[[Any], tuple[str, list[Path]]],
+    image_fn: Callable[..., Any],
+    outs: dict[str, Path],
+    extra: Any = None,
+    execution: ExecutionConfig | None = None,
+) -> Iterator[Any]:
+    """Every item's ``image_fn`` result, in order, on the stage's workers
+    (:func:`segclust.parallel.map_images`) through its per-image cache (:func:`stage_cache`,
+    :func:`cached_image`); logs how many came from the cache once all are done."""
+    work = partial(
+        cached_image,
+        cache=stage_cache(stage, config, extra),
+        inputs_of=inputs_of,
+        image_fn=image_fn,
+        outs=outs,
+    )
+    hits = 0
+    for result, hit in map_images(work, items, execution=execution or config.execution, desc=stage):
+        hits += hit
+        yield result
     if hits:
-        log.info("%d of %d image(s) from the per-image cache", hits, total)
+        log.info("%d of %d image(s) from the per-image cache", hits, len(items))

@@ -18,21 +18,18 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
-from segclust.parallel import map_images
 from segclust.segmentation import cluster_and_score
 from segclust.stages._common import (
     FEATURES_DIR,
     LABELS_DIR,
     METRICS_DIR,
     atomic_dir,
-    cached_image,
     describe,
     feature_entries,
     feature_inputs,
-    log_cache_hits,
+    map_cached,
     run_stage,
     save_npy,
-    stage_cache,
     summarise,
     write_json,
     write_table,
@@ -68,23 +65,19 @@ def main(config: Config) -> None:
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    hits = 0
     with atomic_dir(LABELS_DIR) as out, logging_redirect_tqdm():
-        work = partial(
-            cached_image,
-            cache=stage_cache("cluster", config, extra={"backend": str(used)}),
+        for stem, scores, seconds in map_cached(
+            "cluster",
+            config,
+            entries,
             inputs_of=feature_inputs,
             image_fn=partial(cluster_image, config=config),
             outs={"out": out},
-        )
-        for (stem, scores, seconds), hit in map_images(
-            work, entries, execution=config.execution, desc="cluster"
+            extra={"backend": str(used)},
         ):
             per_image[stem] = scores
             timings[stem] = seconds
-            hits += hit
             log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
-    log_cache_hits(hits, len(entries))
     write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
     write_json(METRICS_DIR / "cluster.json", summarise(per_image))
     write_timings("cluster", timings)

@@ -42,18 +42,15 @@ from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth, ground_truth_files
 from segclust.hierarchy import Hierarchy, boundary_strength
 from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
-from segclust.parallel import map_images
 from segclust.report import rounded
 from segclust.stages._common import (
     HIERARCHY_DIR,
     IMAGES_DIR,
     METRICS_DIR,
     REGIONS_DIR,
-    cached_image,
     feature_entries,
-    log_cache_hits,
+    map_cached,
     run_stage,
-    stage_cache,
     write_json,
     write_table,
 )
@@ -180,18 +177,15 @@ def main(config: Config) -> None:
     with logging_redirect_tqdm():
         # every image's level scores depend on the levels, which depend on every image
         extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
-        work = partial(
-            cached_image,
-            cache=stage_cache("evaluate", config, extra=extra),
+        for stem, entry, image_counts, regions, boundaries in map_cached(
+            "evaluate",
+            config,
+            with_truth,
             inputs_of=partial(_inputs, gt_root=gt_root),
             image_fn=partial(evaluate_image, gt_root=gt_root, levels=levels),
             outs={},
-        )
-        hits = 0
-        for (stem, entry, image_counts, regions, boundaries), hit in map_images(
-            work, with_truth, execution=config.execution, desc="evaluate"
+            extra=extra,
         ):
-            hits += hit
             for which, value in image_counts.items():
                 counts[which].append(value)
             if regions is not None:
@@ -208,7 +202,6 @@ def main(config: Config) -> None:
                     if w in entry
                 ),
             )
-    log_cache_hits(hits, len(with_truth))
     summary: dict = {
         "images_evaluated": len(per_image),
         "images_without_ground_truth": missing,

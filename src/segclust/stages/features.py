@@ -17,17 +17,14 @@ from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.features import feature_matrix
 from segclust.imageio import list_images, read_image
-from segclust.parallel import map_images
 from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
     atomic_dir,
-    cached_image,
     json_bytes,
-    log_cache_hits,
+    map_cached,
     run_stage,
     save_npy,
-    stage_cache,
     write_timings,
 )
 
@@ -69,23 +66,17 @@ def _inputs(path: Path) -> tuple[str, list[Path]]:
 def main(config: Config) -> None:
     paths = list_images(config.data.root, config.data.images, config.data.extensions)
     timings: dict[str, float] = {}
-    cache = stage_cache("features", config)
-    hits = 0
     with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
-        work = partial(
-            cached_image,
-            cache=cache,
+        for stem, seconds, line in map_cached(
+            "features",
+            config,
+            paths,
             inputs_of=_inputs,
             image_fn=partial(features_image, config=config),
             outs={"out": out},
-        )
-        for (stem, seconds, line), hit in map_images(
-            work, paths, execution=config.execution, desc="features"
         ):
             timings[stem] = seconds
-            hits += hit
             log.info("%s", line)
-    log_cache_hits(hits, len(paths))
     write_timings("features", timings)
 
 

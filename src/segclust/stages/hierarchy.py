@@ -25,7 +25,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from segclust.config import Config
 from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.imageio import read_image
-from segclust.parallel import map_images
 from segclust.stages._common import (
     COUNTS,
     FEATURES_DIR,
@@ -34,12 +33,10 @@ from segclust.stages._common import (
     METRICS_DIR,
     TUNED_DIR,
     atomic_dir,
-    cached_image,
     feature_entries,
-    log_cache_hits,
+    map_cached,
     run_stage,
     save_npy,
-    stage_cache,
     write_json,
     write_table,
     write_timings,
@@ -87,21 +84,17 @@ def main(config: Config) -> None:
     with atomic_dir(HIERARCHY_DIR) as out, logging_redirect_tqdm():
         for sub in ("ucm", "cut"):
             (out / sub).mkdir()
-        work = partial(
-            cached_image,
-            cache=stage_cache("hierarchy", config),
+        entries = feature_entries()
+        for stem, counts, seconds in map_cached(
+            "hierarchy",
+            config,
+            entries,
             inputs_of=partial(_inputs, leaves=settings.leaves),
             image_fn=partial(hierarchy_image, config=config),
             outs={"out": out},
-        )
-        entries = feature_entries()
-        hits = 0
-        for (stem, counts, seconds), hit in map_images(
-            work, entries, execution=config.execution, desc="hierarchy"
         ):
             per_image[stem] = counts
             timings[stem] = seconds
-            hits += hit
             log.info(
                 "%s: %d levels, cut (%s) -> %d regions",
                 stem,
@@ -109,7 +102,6 @@ def main(config: Config) -> None:
                 settings.cut,
                 counts["regions"],
             )
-    log_cache_hits(hits, len(entries))
     summary = {
         "cut": settings.cut,
         "leaves": settings.leaves,

@@ -23,7 +23,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from segclust.config import Config
 from segclust.hierarchy import boundary_strength
 from segclust.imageio import read_image
-from segclust.parallel import map_images
 from segclust.pixels import to_display_rgb, to_grey
 from segclust.render import (
     captioned,
@@ -41,11 +40,9 @@ from segclust.stages._common import (
     RENDER_DIR,
     TUNED_DIR,
     atomic_dir,
-    cached_image,
     feature_entries,
-    log_cache_hits,
+    map_cached,
     run_stage,
-    stage_cache,
     write_timings,
 )
 
@@ -95,22 +92,17 @@ def render_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[st
 def main(config: Config) -> None:
     entries = feature_entries()
     timings: dict[str, float] = {}
-    hits = 0
     with atomic_dir(RENDER_DIR) as out, logging_redirect_tqdm():
-        work = partial(
-            cached_image,
-            cache=stage_cache("render", config),
+        for stem, seconds, drawn in map_cached(
+            "render",
+            config,
+            entries,
             inputs_of=_inputs,
             image_fn=partial(render_image, config=config),
             outs={"out": out},
-        )
-        for (stem, seconds, drawn), hit in map_images(
-            work, entries, execution=config.execution, desc="render"
         ):
             timings[stem] = seconds
-            hits += hit
             log.info("%s: rendered %s", stem, drawn)
-    log_cache_hits(hits, len(entries))
     write_timings("render", timings)
 
 

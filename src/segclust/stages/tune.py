@@ -34,7 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.backends import resolve_backend
 from segclust.config import Config
-from segclust.parallel import map_images, worker_count
+from segclust.parallel import worker_count
 from segclust.report import rounded
 from segclust.stages._common import (
     FEATURES_DIR,
@@ -44,14 +44,12 @@ from segclust.stages._common import (
     TRIALS_DIR,
     TUNED_DIR,
     atomic_dir,
-    cached_image,
     describe,
     feature_entries,
     feature_inputs,
-    log_cache_hits,
+    map_cached,
     run_stage,
     save_npy,
-    stage_cache,
     summarise,
     write_json,
     write_table,
@@ -179,7 +177,6 @@ def main(config: Config) -> None:
     entries = feature_entries()
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    hits = 0
     with (
         atomic_dir(TUNED_DIR) as tuned,
         atomic_dir(STUDIES_DIR) as studies,
@@ -194,21 +191,19 @@ def main(config: Config) -> None:
         show_trials = (
             execution.engine == "joblib" and worker_count(execution.jobs, len(entries)) == 1
         )
-        work = partial(
-            cached_image,
-            cache=stage_cache("tune", config, extra={"backend": used}),
+        for stem, scores, seconds, level, line in map_cached(
+            "tune",
+            config,
+            entries,
             inputs_of=feature_inputs,
             image_fn=partial(tune_image, config=config, show_trials=show_trials),
             outs=dirs,
-        )
-        for (stem, scores, seconds, level, line), hit in map_images(
-            work, entries, execution=execution, desc="tune"
+            extra={"backend": used},
+            execution=execution,
         ):
             per_image[stem] = scores
             timings[stem] = seconds
-            hits += hit
             log.log(level, "%s", line)
-    log_cache_hits(hits, len(entries))
     summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
     summary["images"] = len(per_image)
     summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
