@@ -9,6 +9,7 @@ missing-torch error is checked by hiding torch.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,8 @@ import pytest
 from segclust import learned
 from segclust.config import FeatureConfig, ScalerConfig
 from segclust.errors import BackendUnavailableError, ConfigError
-from segclust.features import feature_matrix, raw_features
+from segclust.features import feature_matrix, fit_on_dataset, raw_features
+from segclust.tables import read_table
 from tests.conftest import REPO_ROOT, three_region_bgr
 
 SCALER = ScalerConfig("standard")
@@ -118,6 +120,20 @@ def test_pca_block_is_scikit_learns_pca_of_the_block_scaled_inputs():
     np.testing.assert_allclose(raw, expected, atol=1e-4)
 
 
+def test_pca_gives_the_same_bytes_whatever_blas_threads_the_caller_allows():
+    """PCA runs on one BLAS thread: a BSDS-sized fit split over two threads sums in another
+    order (without the limit, this photo-sized matrix changed in the last bits)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(154_401, 18)) @ rng.normal(size=(18, 18))).astype(np.float32)
+    results = set()
+    for threads in (1, 2, None):
+        with threadpool_limits(limits=threads):
+            results.add(hashlib.sha256(learned.pca_columns(x, 3).tobytes()).hexdigest())
+    assert len(results) == 1
+
+
 def test_pca_refuses_more_dims_than_columns():
     with pytest.raises(ConfigError, match=r"dims \(5\) must be at most the input columns \(3\)"):
         raw_features(photo(), blocks(pca={"dims": 5, "inputs": "lab"}))
@@ -213,6 +229,57 @@ def test_autoencoder_learns_a_low_dimensional_structure(torch):
     assert loss < 0.1 < untrained
 
 
+# --- the autoencoder trained on the dataset (train_on: dataset) -----------------------------
+
+
+def dataset_config(**given) -> FeatureConfig:
+    settings = {"dims": 2, "epochs": 3, "sample": 600, "device": "cpu", "train_on": "dataset"}
+    return blocks(lab={}, autoencoder=settings | given)
+
+
+def test_pooled_rows_take_an_even_seeded_share_of_every_image():
+    images = [np.full((100, 2), i, np.float32) for i in range(3)]
+    rows = learned.pooled_rows(iter(images), 3, sample=30, seed=0)
+    assert rows.shape == (30, 2)
+    assert [int((rows[:, 0] == i).sum()) for i in range(3)] == [10, 10, 10]
+    again = learned.pooled_rows(iter(images), 3, sample=30, seed=0)
+    assert rows.tobytes() == again.tobytes()
+    assert len(learned.pooled_rows(iter(images), 3, sample=0, seed=0)) == 300
+    with pytest.raises(ConfigError, match="no images"):
+        learned.pooled_rows(iter([]), 0, sample=10, seed=0)
+
+
+def test_the_dataset_autoencoder_is_trained_once_on_every_image_and_encodes_each(torch):
+    photos = [photo(seed=s) for s in range(3)]
+    config = dataset_config()
+    fitted = fit_on_dataset(lambda i: photos[i], 3, config)
+    assert list(fitted) == [1]  # the block index of the autoencoder
+    trained = fitted[1]
+    assert trained.rows == 600 and trained.inputs == 18 and trained.dims == 2
+    assert fit_on_dataset(lambda i: photos[i], 3, config)[1].digest() == trained.digest()
+    x, names = feature_matrix(photos[0], config, SCALER, fitted)
+    assert names[3:] == ["ae_1@cpu", "ae_2@cpu"] and x.shape == (40 * 56, 5)
+    # the same weights encode every image: a pixel repeated in two photos codes alike
+    stacked = learned.encode_rows(trained, np.zeros((1, 18), np.float32))
+    assert stacked.shape == (1, 2)
+    # another dataset trains other weights
+    other = fit_on_dataset(lambda i: photos[::-1][i], 2, config)[1]
+    assert other.digest() != trained.digest()
+    # train_on=image (the default) is trained on the photo alone: other columns
+    own, _ = feature_matrix(photos[0], blocks(lab={}, autoencoder={
+        "dims": 2, "epochs": 3, "sample": 600, "device": "cpu"}), SCALER)  # fmt: skip
+    assert own.tobytes() != x.tobytes()
+    assert fit_on_dataset(lambda i: photos[i], 3, blocks(lab={})) == {}
+
+
+def test_a_dataset_autoencoder_without_its_dataset_is_one_line(torch):
+    with pytest.raises(ConfigError, match="one photo alone has no dataset"):
+        raw_features(photo(), dataset_config())
+    trained = learned.train_autoencoder(np.zeros((10, 4), np.float32), 2, epochs=1)
+    with pytest.raises(ConfigError, match="trained on 4 columns"):
+        learned.encode_rows(trained, np.zeros((3, 5), np.float32))
+
+
 # --- the real pretrained network (slow: CI runs it) ------------------------------------------
 
 SLOW_SCRIPT = textwrap.dedent(
@@ -288,3 +355,36 @@ def test_real_cnn_block_on_a_photo_gives_pixel_columns(torch):
     digest = hashlib.sha256(raw.tobytes()).hexdigest()
     again, _, _ = raw_features(image, blocks(cnn={"device": "cpu"}))
     assert hashlib.sha256(again.tobytes()).hexdigest() == digest
+
+
+def test_the_features_stage_trains_on_every_image_and_an_added_image_retrains(
+    torch, tmp_path, tiny_image_dir
+):
+    """``train_on: dataset`` in the stage: one model for all images (its digest keys the
+    per-image cache, so adding an image recomputes the others too), the device recorded in
+    each sidecar and in the cluster metrics."""
+    from tests.conftest import write_image
+    from tests.test_stages import make_workdir, run_stage
+
+    settings = {"dims": 2, "epochs": 2, "sample": 900, "device": "cpu", "train_on": "dataset"}
+    features = {"name": "ae", "blocks": {"lab": {}, "autoencoder": settings}}
+    work = make_workdir(tmp_path, tiny_image_dir, features=features)
+    logs = {}
+    for stage in ("features", "cluster"):
+        result = run_stage(work, stage)
+        assert result.returncode == 0, result.stderr
+        logs[stage] = result.stderr
+    assert "trained on 900 pixels pooled from 3 image(s)" in logs["features"]
+    sidecar = json.loads((work / "data/features/bands.json").read_text())
+    assert sidecar["device"] == "cpu" and "ae_2@cpu" in sidecar["feature_names"]
+    metrics = json.loads((work / "metrics/cluster.json").read_text())
+    assert metrics["feature_device"] == "cpu"
+    assert {
+        row["feature_device"] for row in read_table(work / "plots/images/cluster.csv").values()
+    } == {"cpu"}
+    before = (work / "data/features/bands.npy").read_bytes()
+    write_image(tiny_image_dir / "added.png", photo(seed=4))
+    result = run_stage(work, "features")
+    assert result.returncode == 0, result.stderr
+    assert "from the per-image cache" not in result.stderr
+    assert (work / "data/features/bands.npy").read_bytes() != before

@@ -88,3 +88,13 @@ def test_spread_and_reasons():
     assert spread([4.0, 2.0], ("mean", "median")) == {"mean": 3.0, "median": 3.0}
     reasons = ["all 768 points are noise", "all 1,024 points are noise", "one cluster"]
     assert reason_counts(reasons) == {"all N points are noise": 2, "one cluster": 1}
+
+
+def test_the_summary_records_the_devices_the_features_were_computed_on():
+    rows = fake_cluster_scores(4)
+    assert summarise(rows)["feature_device"] == ""  # older tables carry no device
+    for i, row in enumerate(rows.values()):
+        row["feature_device"] = "cuda" if i % 2 else "cpu"
+    assert summarise(rows)["feature_device"] == "cpu,cuda"
+    rows = {k: v | {"feature_device": "cpu"} for k, v in rows.items()}
+    assert summarise(rows)["feature_device"] == "cpu"

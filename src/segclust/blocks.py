@@ -15,7 +15,7 @@ OpenCV does the pixel work (Gaussian blur, Sobel), :mod:`segclust.colour` the co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,9 @@ from segclust.texture import glcm_features, lbp_histogram
 
 # (grey H×W in [0, 1], pixels H×W×3 BGR in [0, 1] or grey, params) -> (N×c columns, names)
 ColumnBuilder = Callable[[np.ndarray, np.ndarray, Mapping[str, Any]], tuple[np.ndarray, list[str]]]
+# (every image's (grey, pixels), how many, params) -> a fitted state the builder then receives
+# as params["fitted"]: a block trained on the dataset's pixels rather than each image's own
+DatasetFit = Callable[[Iterable[tuple[np.ndarray, np.ndarray]], int, Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class Block:
     columns: ColumnBuilder
     colour: bool = False  # needs the colour pixels, not only grey
     summary: str = ""
+    dataset_fit: DatasetFit | None = None  # used when its params say ``train_on: dataset``
+
+    def fits_dataset(self, params: Mapping[str, Any]) -> bool:
+        """Whether these params ask for one fit on the whole dataset (:attr:`dataset_fit`)."""
+        return self.dataset_fit is not None and params.get("train_on") == "dataset"
 
 
 def _intensity(grey: np.ndarray, _pixels: np.ndarray, _p: Mapping[str, Any]) -> tuple:
@@ -142,23 +150,44 @@ def _pca(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
     return values, [f"pca_{i + 1}" for i in range(values.shape[1])]
 
 
-def _autoencoder(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
-    from segclust.learned import autoencoder_columns, require_torch, resolve_device
+def _autoencoder_settings(p: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    from segclust.learned import require_torch, resolve_device
 
     key = "features.blocks.autoencoder"
     require_torch(key)
     device = resolve_device(p["device"], key)
+    return device, {"hidden": p["hidden"], "epochs": p["epochs"], "seed": p["seed"]}
+
+
+def _autoencoder(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
+    from segclust.learned import autoencoder_columns, encode_rows
+
+    device, settings = _autoencoder_settings(p)
     stacked = _stacked_inputs(grey, pixels, p)
-    values, _ = autoencoder_columns(
-        stacked,
-        p["dims"],
-        hidden=p["hidden"],
-        epochs=p["epochs"],
-        sample=p["sample"],
-        seed=p["seed"],
-        device=device,
-    )
+    if p["train_on"] == "dataset":
+        if p.get("fitted") is None:
+            raise ConfigError(
+                "features.blocks.autoencoder.train_on=dataset is trained on every image of the"
+                " features stage; one photo alone has no dataset (use train_on=image)"
+            )
+        values = encode_rows(p["fitted"], stacked, device=device)
+    else:
+        values, _ = autoencoder_columns(
+            stacked, p["dims"], sample=p["sample"], device=device, **settings
+        )
     return values, [f"ae_{i + 1}@{device}" for i in range(values.shape[1])]
+
+
+def _autoencoder_dataset(
+    images: Iterable[tuple[np.ndarray, np.ndarray]], count: int, p: Mapping[str, Any]
+) -> Any:
+    """One autoencoder trained on ``sample`` seeded pixels pooled evenly from every image."""
+    from segclust.learned import pooled_rows, train_autoencoder
+
+    device, settings = _autoencoder_settings(p)
+    stacked = (_stacked_inputs(grey, pixels, p) for grey, pixels in images)
+    rows = pooled_rows(stacked, count, p["sample"], p["seed"])
+    return train_autoencoder(rows, p["dims"], device=device, **settings)
 
 
 def _cnn(grey: np.ndarray, pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
@@ -243,11 +272,18 @@ _ENTRIES = (
             "epochs": Param(int, 30, low=1, doc="passes over the training sample"),
             "sample": Param(int, 20_000, low=0, doc="seeded pixels it is trained on (0: all)"),
             "seed": Param(int, 0, low=0, doc="seeds the weights, sample and batches"),
+            "train_on": Param(
+                str,
+                "image",
+                choices=("image", "dataset"),
+                doc="pixels it is trained on: each image's own, or pooled from every image",
+            ),
             "device": _device(),
         },
         _autoencoder,
         colour=True,
-        summary="small torch autoencoder of the stacked, block-scaled inputs, fitted per image",
+        summary="small torch autoencoder of the stacked, block-scaled inputs",
+        dataset_fit=_autoencoder_dataset,
     ),
     Block(
         "cnn",

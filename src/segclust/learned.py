@@ -19,8 +19,10 @@ reference; ``benchmarks/deep_gpu_check.py`` measures how far it is.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -324,6 +326,85 @@ def build_autoencoder(torch: Any, inputs: int, dims: int, hidden: int) -> Any:
     return nn.Sequential(encoder, decoder)
 
 
+@dataclass(frozen=True)
+class TrainedAutoencoder:
+    """A trained autoencoder's weights as numpy arrays (picklable, hashable by bytes)."""
+
+    inputs: int
+    dims: int
+    hidden: int
+    state: Mapping[str, np.ndarray]
+    loss: float  # mean squared reconstruction error of the last epoch
+    rows: int  # rows it was trained on
+
+    def digest(self) -> str:
+        """SHA-256 of the shape and weights: two equal digests encode alike."""
+        h = hashlib.sha256(f"{self.inputs},{self.dims},{self.hidden}".encode())
+        for key in sorted(self.state):
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(self.state[key]).tobytes())
+        return h.hexdigest()
+
+
+def train_autoencoder(
+    rows: np.ndarray,
+    dims: int,
+    *,
+    hidden: int = 32,
+    epochs: int = 30,
+    batch: int = 256,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    device: str = "cpu",
+) -> TrainedAutoencoder:
+    """A small autoencoder (:func:`build_autoencoder`) trained on ``rows`` (n×d, scaled).
+
+    Adam on the mean squared reconstruction error, ``epochs`` passes in seeded mini-batches
+    of ``batch`` rows, inside :func:`deterministic_torch`: the same arguments give the same
+    bytes on the CPU.
+    """
+    with deterministic_torch(seed, device) as torch:
+        train = torch.from_numpy(np.ascontiguousarray(rows)).to(device=device, dtype=torch.float32)
+        model = build_autoencoder(torch, rows.shape[1], dims, hidden).to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+        order = torch.Generator().manual_seed(seed)
+        loss_value = math.nan
+        for _ in range(epochs):
+            permutation = torch.randperm(len(train), generator=order).to(device)
+            total = 0.0
+            for start in range(0, len(train), batch):
+                chunk = train[permutation[start : start + batch]]
+                optimiser.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.mse_loss(model(chunk), chunk)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(chunk)
+            loss_value = total / len(train)
+        state = {k: v.detach().to("cpu").numpy().copy() for k, v in model.state_dict().items()}
+    return TrainedAutoencoder(rows.shape[1], dims, hidden, state, loss_value, len(rows))
+
+
+def encode_rows(
+    trained: TrainedAutoencoder, x: np.ndarray, *, device: str = "cpu", batch: int = 65_536
+) -> np.ndarray:
+    """Every row of ``x`` (N×d) through the encoder of ``trained``: N×dims float32."""
+    if x.shape[1] != trained.inputs:
+        raise ConfigError(
+            f"the autoencoder was trained on {trained.inputs} columns, these rows have {x.shape[1]}"
+        )
+    with deterministic_torch(0, device) as torch:
+        model = build_autoencoder(torch, trained.inputs, trained.dims, trained.hidden)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in trained.state.items()})
+        encoder = model[0].to(device).eval()
+        out = np.empty((len(x), trained.dims), np.float32)
+        with torch.no_grad():
+            for start in range(0, len(x), batch):
+                chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch]))
+                code = encoder(chunk.to(device=device, dtype=torch.float32))
+                out[start : start + len(chunk)] = code.to("cpu").numpy()
+    return out
+
+
 def autoencoder_columns(
     x: np.ndarray,
     dims: int,
@@ -339,34 +420,29 @@ def autoencoder_columns(
 ) -> tuple[np.ndarray, float]:
     """``x`` (N×d, scaled) compressed to N×dims by a small autoencoder, and its final loss.
 
-    Trained with Adam on the mean squared reconstruction error over at most ``sample``
-    seeded rows for ``epochs`` passes in seeded mini-batches of ``batch`` rows, then every row
-    is encoded (in chunks of ``encode_batch``). Inside :func:`deterministic_torch`: the same
-    arguments give the same bytes on the CPU.
+    Trained (:func:`train_autoencoder`) on at most ``sample`` seeded rows of ``x`` itself,
+    then every row is encoded (:func:`encode_rows`, in chunks of ``encode_batch``).
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(500, 6)).astype(np.float32)
+    >>> code, loss = autoencoder_columns(x, 2, epochs=2, sample=200)
+    >>> code.shape, code.dtype.name, bool(loss > 0)
+    ((500, 2), 'float32', True)
     """
-    with deterministic_torch(seed, device) as torch:
-        train = torch.from_numpy(np.ascontiguousarray(x[_sample_rows(len(x), sample, seed)]))
-        train = train.to(device=device, dtype=torch.float32)
-        model = build_autoencoder(torch, x.shape[1], dims, hidden).to(device)
-        optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-        order = torch.Generator().manual_seed(seed)
-        loss_value = math.nan
-        for _ in range(epochs):
-            permutation = torch.randperm(len(train), generator=order).to(device)
-            total = 0.0
-            for start in range(0, len(train), batch):
-                rows = train[permutation[start : start + batch]]
-                optimiser.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.mse_loss(model(rows), rows)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(rows)
-            loss_value = total / len(train)
-        encoder = model[0].eval()
-        out = np.empty((len(x), dims), np.float32)
-        with torch.no_grad():
-            for start in range(0, len(x), encode_batch):
-                chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + encode_batch]))
-                code = encoder(chunk.to(device=device, dtype=torch.float32))
-                out[start : start + len(chunk)] = code.to("cpu").numpy()
-    return out, loss_value
+    rows = x[_sample_rows(len(x), sample, seed)]
+    trained = train_autoencoder(
+        rows, dims, hidden=hidden, epochs=epochs, batch=batch, learning_rate=learning_rate,
+        seed=seed, device=device,
+    )  # fmt: skip
+    return encode_rows(trained, x, device=device, batch=encode_batch), trained.loss
+
+
+def pooled_rows(matrices: Iterable[np.ndarray], count: int, sample: int, seed: int) -> np.ndarray:
+    """At most ``sample`` rows pooled from ``count`` matrices: ⌈sample / count⌉ seeded rows
+    of each (all of them when ``sample`` is 0), in order, for training on a whole dataset."""
+    per = 0 if sample <= 0 else -(-sample // max(count, 1))
+    parts = [m[_sample_rows(len(m), per, seed + i)] for i, m in enumerate(matrices)]
+    if not parts:
+        raise ConfigError("no images to train on")
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)

@@ -165,6 +165,7 @@ def summarise(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return rounded(np.mean(values)) if values else None
 
     backends = sorted({m["backend"] for m in per_image.values() if "backend" in m})
+    devices = sorted({m["feature_device"] for m in per_image.values() if "feature_device" in m})
     undefined = [m for m in per_image.values() if m.get("silhouette") is None]
     return {
         "images": len(per_image),
@@ -178,6 +179,7 @@ def summarise(per_image: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "n_clusters": spread((m.get("n_clusters") for m in per_image.values()), COUNTS),
         "noise_fraction": mean("noise_fraction"),
         "backend": ",".join(backends),
+        "feature_device": ",".join(devices),
     }
 
 

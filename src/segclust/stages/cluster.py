@@ -54,6 +54,9 @@ def cluster_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[s
     )
     save_npy(out / f"{stem}.npy", result.labels)
     scores = dict(result.metrics)
+    # where the features were computed (cuda when a torch block ran on the GPU), beside the
+    # clustering's own back-end: GPU features are not byte-identical to the CPU reference
+    scores["feature_device"] = sidecar.get("device", "cpu")
     if "notes" in scores:
         scores["notes"] = "; ".join(scores["notes"])
     return stem, scores, round(time.perf_counter() - started, 3)

@@ -1,7 +1,12 @@
 """Stage ``features``: image files -> scaled per-pixel feature matrices (``.npy``).
 
 Outputs, per image ``<stem>``: ``data/features/<stem>.npy`` (N×d float32, row-major pixel
-order) and ``data/features/<stem>.json`` (image shape, feature names, source file).
+order) and ``data/features/<stem>.json`` (image shape, feature names, source file, and the
+device the features were computed on: ``cuda`` when a torch block ran there, else ``cpu``).
+
+A block trained on the whole dataset (``features.blocks.autoencoder.train_on: dataset``) is
+fitted first, on every image in turn (:func:`segclust.features.fit_on_dataset`); its weights'
+digest is part of each image's cache key.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ import logging
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
 from segclust.errors import ImageInputError
-from segclust.features import feature_matrix
+from segclust.features import feature_matrix, fit_on_dataset
 from segclust.imageio import list_images, read_image
 from segclust.smoothing import smooth_image
 from segclust.stages._common import (
@@ -31,13 +38,28 @@ from segclust.stages._common import (
 log = logging.getLogger("segclust")
 
 
-def features_image(path: Path, config: Config, out: Path) -> tuple[str, float, str]:
+def device_of(names: list[str]) -> str:
+    """``cuda`` when a learned block ran on the GPU (its names end in ``@cuda``), else ``cpu``."""
+    return "cuda" if any(name.endswith("@cuda") for name in names) else "cpu"
+
+
+def _smoothed(path: Path, config: Config) -> np.ndarray:
+    image = read_image(path, max_pixels=config.data.max_pixels)
+    try:
+        return smooth_image(image, config.smoothing)
+    except ImageInputError as exc:
+        raise ImageInputError(f"{path}: {exc}") from exc
+
+
+def features_image(
+    path: Path, config: Config, out: Path, fitted: dict[int, Any] | None = None
+) -> tuple[str, float, str]:
     """One image's feature matrix and sidecar, written into ``out``; (stem, seconds, log) back."""
     started = time.perf_counter()
     image = read_image(path, max_pixels=config.data.max_pixels)
     try:
         matrix, names = feature_matrix(
-            smooth_image(image, config.smoothing), config.features, config.scaler
+            smooth_image(image, config.smoothing), config.features, config.scaler, fitted
         )
     except ImageInputError as exc:
         raise ImageInputError(f"{path}: {exc}") from exc
@@ -48,6 +70,7 @@ def features_image(path: Path, config: Config, out: Path) -> tuple[str, float, s
         "height": int(height),
         "width": int(width),
         "feature_names": names,
+        "device": device_of(names),
         "source_dtype": str(image.dtype),
         "source_channels": 1 if image.ndim == 2 else int(image.shape[2]),
     }
@@ -63,8 +86,25 @@ def _inputs(path: Path) -> tuple[str, list[Path]]:
     return path.stem, [path]
 
 
+def fit_dataset_blocks(paths: list[Path], config: Config) -> dict[int, Any]:
+    """The blocks trained on every image (``train_on: dataset``), fitted; logged."""
+    started = time.perf_counter()
+    fitted = fit_on_dataset(lambda i: _smoothed(paths[i], config), len(paths), config.features)
+    for index, state in fitted.items():
+        log.info(
+            "%s: trained on %d pixels pooled from %d image(s), loss %.4f, %.1f s",
+            config.features.blocks[index].kind,
+            state.rows,
+            len(paths),
+            state.loss,
+            time.perf_counter() - started,
+        )
+    return fitted
+
+
 def main(config: Config) -> None:
     paths = list_images(config.data.root, config.data.images, config.data.extensions)
+    fitted = fit_dataset_blocks(paths, config)
     timings: dict[str, float] = {}
     with atomic_dir(FEATURES_DIR) as out, logging_redirect_tqdm():
         for stem, seconds, line in map_cached(
@@ -72,8 +112,9 @@ def main(config: Config) -> None:
             config,
             paths,
             inputs_of=_inputs,
-            image_fn=partial(features_image, config=config),
+            image_fn=partial(features_image, config=config, fitted=fitted or None),
             outs={"out": out},
+            extra={str(i): state.digest() for i, state in fitted.items()} or None,
         ):
             timings[stem] = seconds
             log.info("%s", line)

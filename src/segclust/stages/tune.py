@@ -113,6 +113,7 @@ def tune_image(
         "trials_complete": states.count("COMPLETE"),
         "trials_pruned": states.count("PRUNED"),
         "trials_failed": states.count("FAIL"),
+        "feature_device": sidecar.get("device", "cpu"),
     }
     if result.best is None:
         scores["status"] = "no valid clustering in any trial"
