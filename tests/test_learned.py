@@ -197,6 +197,24 @@ def test_deterministic_torch_restores_the_callers_threads_and_rng(torch):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_deterministic_torch_turns_tf32_off_and_restores_the_callers_choice(torch):
+    """TF32 keeps 10 mantissa bits: the learned blocks run cuDNN convolutions and CUDA
+    matmuls in IEEE float32 so a GPU stays close to the CPU reference."""
+    switches = learned._fp32_switches(torch)
+    if not switches:
+        pytest.skip(f"torch {torch.__version__} has no fp32_precision settings")
+    original = [holder.fp32_precision for holder in switches]
+    for holder in switches:
+        holder.fp32_precision = "tf32"
+    try:
+        with learned.deterministic_torch(seed=0):
+            assert [holder.fp32_precision for holder in switches] == ["ieee"] * len(switches)
+        assert [holder.fp32_precision for holder in switches] == ["tf32"] * len(switches)
+    finally:
+        for holder, precision in zip(switches, original, strict=True):
+            holder.fp32_precision = precision
+
+
 def test_cuda_asked_for_without_a_gpu_is_one_line(torch):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

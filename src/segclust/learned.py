@@ -70,23 +70,40 @@ def resolve_device(device: str, key: str) -> str:
     return device
 
 
+def _fp32_switches(torch: Any) -> list[Any]:
+    """The float32 precision settings of cuDNN convolutions and CUDA matmuls (torch >= 2.9)."""
+    return [
+        holder
+        for holder in (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+        if hasattr(holder, "fp32_precision")
+    ]
+
+
 @contextlib.contextmanager
 def deterministic_torch(seed: int, device: str = "cpu", threads: int = 1) -> Iterator[Any]:
-    """Seeded, single-threaded, deterministic torch for the duration; the state is restored.
+    """Seeded, single-threaded, deterministic, full-float32 torch for the duration; the state
+    is restored.
 
     The global RNG is forked (so the caller's torch RNG is untouched), seeded with ``seed``;
     ``torch.use_deterministic_algorithms`` is on and the CPU uses ``threads`` intra-op
     threads (a sum split over a different number of threads can differ in the last bit).
+    cuDNN convolutions and CUDA matmuls run in IEEE float32, not TF32 (torch's default for
+    convolutions on Ampere and later GPUs, which keeps 10 mantissa bits): the GPU then
+    differs from the CPU reference by the order of its sums, not by a coarser precision.
     """
     torch = require_torch("features")
     old_threads = torch.get_num_threads()
     old_deterministic = torch.are_deterministic_algorithms_enabled()
     old_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    switches = _fp32_switches(torch)
+    old_precision = [holder.fp32_precision for holder in switches]
     devices = [torch.cuda.current_device()] if device == "cuda" else []
     try:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(True, warn_only=device == "cuda")
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        for holder in switches:
+            holder.fp32_precision = "ieee"
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield torch
@@ -94,6 +111,8 @@ def deterministic_torch(seed: int, device: str = "cpu", threads: int = 1) -> Ite
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_deterministic)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old_cudnn
+        for holder, precision in zip(switches, old_precision, strict=True):
+            holder.fp32_precision = precision
 
 
 # ---------------------------------------------------------------------------------------------
