@@ -413,6 +413,8 @@ MEMORY_ROWS = (
         "lab + cnn 2+4, full resolution, one tile (no tiling)",
         {"lab": {}, "cnn": {"layers": "2+4", "max_pixels": 0, "tile": 0}},
     ),
+    ("pca 3 of lab+lbp+glcm", {"pca": {"dims": 3}}),
+    ("autoencoder 3 of lab+lbp+glcm, trained on the photo", {"autoencoder": {"dims": 3}}),
 )
 
 
