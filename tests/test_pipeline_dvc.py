@@ -202,11 +202,12 @@ def test_exp_run_with_a_hydra_override(repo):
     assert "metrics/cluster.json" in diff
 
 
-# 8 experiments, a sweep of k: every stage they rerun differs between any two of them.
+# 4 experiments, a sweep of k: every stage they rerun differs between any two of them (two
+# at a time on two workers; 8 took 4-7 min of CI for no more coverage).
 # (Two experiments that run the *same* stage at the same time can collide in DVC 3.67's
 # run-cache write, .dvc/cache/runs/...tmp: No such file; seen with k x regions method. The
 # README says so, with the workaround.)
-QUEUED = [(("-S", f"cluster.n_clusters={k}"), k) for k in range(2, 10)]
+QUEUED = [(("-S", f"cluster.n_clusters={k}"), k) for k in range(2, 6)]
 
 
 def experiment_results(repo: Path) -> dict[tuple, dict]:
@@ -226,7 +227,7 @@ def experiment_results(repo: Path) -> dict[tuple, dict]:
 
 
 def test_queued_experiments_on_two_workers_match_one_at_a_time(tmp_path):
-    """`dvc exp run --queue` x 8 and `dvc queue start -j 2`: every experiment succeeds and
+    """`dvc exp run --queue` x 4 and `dvc queue start -j 2`: every experiment succeeds and
     its metrics equal those of the same experiment run alone, in another repository (its
     own DVC and per-image caches, so nothing is restored from the queued runs)."""
     queued, serial = make_repo(tmp_path / "queued"), make_repo(tmp_path / "serial")
@@ -253,5 +254,5 @@ def test_queued_experiments_on_two_workers_match_one_at_a_time(tmp_path):
     in_queue, alone = experiment_results(queued), experiment_results(serial)
     assert sorted(in_queue) == sorted(key for _, key in QUEUED)
     assert in_queue == alone
-    # the sweep did change the clusterings (the comparison above is not of 8 copies)
-    assert len({json.dumps(m["metrics/cluster.json"], sort_keys=True) for m in alone.values()}) > 4
+    # the sweep did change the clusterings (the comparison above is not of 4 copies)
+    assert len({json.dumps(m["metrics/cluster.json"], sort_keys=True) for m in alone.values()}) == 4
