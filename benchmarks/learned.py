@@ -155,19 +155,24 @@ def score_row(
     }
 
 
+WARMED: set[str] = set()  # devices whose network this process has loaded and run
+
+
 def warm_network(rows: list[tuple]) -> None:
-    """Load and run the network once in this process, outside the per-image seconds."""
-    if not any("cnn" in blocks for *_, blocks in rows):
+    """Load and run the network once per process and device, outside the per-image seconds."""
+    devices = {b["cnn"].get("device", "auto") for *_, b in rows if "cnn" in b} - WARMED
+    if not devices:
         return
     import torch
 
     from segclust.learned import pretrained_extractor, resolve_device
 
-    for device in {b["cnn"].get("device", "auto") for *_, b in rows if "cnn" in b}:
-        device = resolve_device(device, "features.blocks.cnn")
+    for setting in devices:
+        device = resolve_device(setting, "features.blocks.cnn")
         extract, _ = pretrained_extractor(device)  # cached per process
         with torch.no_grad():
             extract(torch.zeros(1, 3, 64, 64, device=device), 7)
+        WARMED.add(setting)
 
 
 def fit_dataset_rows(rows: list[tuple], fit_images: list[tuple[Path, Path]]) -> dict[str, Any]:

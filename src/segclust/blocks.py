@@ -118,6 +118,10 @@ COMPRESSIBLE = ("intensity", "xy", "sobel", "rgb", "hsv", "lab", "lbp", "glcm")
 STAGES = tuple(str(stage) for stage in range(1, 8))
 
 
+def _inputs() -> Param:
+    return NameList(str, "lab+lbp+glcm", allowed=COMPRESSIBLE, doc="blocks stacked")
+
+
 def _device() -> Param:
     return Param(
         str, "auto", choices=("auto", "cpu", "cuda"), doc="torch device (auto: CUDA if present)"
@@ -254,7 +258,7 @@ _ENTRIES = (
     Block(
         "pca",
         {
-            "inputs": NameList(str, "lab+lbp+glcm", allowed=COMPRESSIBLE, doc="blocks stacked"),
+            "inputs": _inputs(),
             "dims": Param(int, 3, low=1, doc="principal components kept"),
             "sample": Param(int, 50_000, low=0, doc="seeded pixels PCA is fitted on (0: all)"),
             "seed": Param(int, 0, low=0, doc="seeds the pixel sample"),
@@ -266,7 +270,7 @@ _ENTRIES = (
     Block(
         "autoencoder",
         {
-            "inputs": NameList(str, "lab+lbp+glcm", allowed=COMPRESSIBLE, doc="blocks stacked"),
+            "inputs": _inputs(),
             "dims": Param(int, 3, low=1, doc="code columns (the bottleneck)"),
             "hidden": Param(int, 32, low=1, doc="units of the hidden layers"),
             "epochs": Param(int, 30, low=1, doc="passes over the training sample"),

@@ -11,8 +11,10 @@ digest is part of each image's cache key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,12 +45,21 @@ def device_of(names: list[str]) -> str:
     return "cuda" if any(name.endswith("@cuda") for name in names) else "cpu"
 
 
-def _smoothed(path: Path, config: Config) -> np.ndarray:
-    image = read_image(path, max_pixels=config.data.max_pixels)
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Pixel errors (odd types, NaN) raised inside name the file they came from."""
     try:
-        return smooth_image(image, config.smoothing)
+        yield
     except ImageInputError as exc:
         raise ImageInputError(f"{path}: {exc}") from exc
+
+
+def _read_smoothed(path: Path, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The image as read, and smoothed as its features see it: one definition for the
+    features and for the pass that fits a block on every image (they must not differ)."""
+    image = read_image(path, max_pixels=config.data.max_pixels)
+    with _naming(path):
+        return image, smooth_image(image, config.smoothing)
 
 
 def features_image(
@@ -56,13 +67,9 @@ def features_image(
 ) -> tuple[str, float, str]:
     """One image's feature matrix and sidecar, written into ``out``; (stem, seconds, log) back."""
     started = time.perf_counter()
-    image = read_image(path, max_pixels=config.data.max_pixels)
-    try:
-        matrix, names = feature_matrix(
-            smooth_image(image, config.smoothing), config.features, config.scaler, fitted
-        )
-    except ImageInputError as exc:
-        raise ImageInputError(f"{path}: {exc}") from exc
+    image, smoothed = _read_smoothed(path, config)
+    with _naming(path):
+        matrix, names = feature_matrix(smoothed, config.features, config.scaler, fitted)
     height, width = image.shape[:2]
     save_npy(out / f"{path.stem}.npy", matrix)
     sidecar = {
@@ -89,7 +96,9 @@ def _inputs(path: Path) -> tuple[str, list[Path]]:
 def fit_dataset_blocks(paths: list[Path], config: Config) -> dict[int, Any]:
     """The blocks trained on every image (``train_on: dataset``), fitted; logged."""
     started = time.perf_counter()
-    fitted = fit_on_dataset(lambda i: _smoothed(paths[i], config), len(paths), config.features)
+    fitted = fit_on_dataset(
+        lambda i: _read_smoothed(paths[i], config)[1], len(paths), config.features
+    )
     for index, state in fitted.items():
         log.info(
             "%s: trained on %d pixels pooled from %d image(s), loss %.4f, %.1f s",
