@@ -23,7 +23,7 @@ import numpy as np
 
 from segclust.colour import colour_columns
 from segclust.errors import ConfigError
-from segclust.params import Param, choice
+from segclust.params import NameList, Param, choice
 from segclust.texture import glcm_features, lbp_histogram
 
 # (grey H×W in [0, 1], pixels H×W×3 BGR in [0, 1] or grey, params) -> (N×c columns, names)
@@ -92,25 +92,6 @@ def _glcm(grey: np.ndarray, _pixels: np.ndarray, p: Mapping[str, Any]) -> tuple:
 
 def _window() -> Param:
     return Param(int, 15, low=3, odd=True, doc="odd side of the square window, pixels")
-
-
-@dataclass(frozen=True)
-class NameList(Param):
-    """A ``+``-joined list of distinct names, each one of ``allowed`` (e.g. ``lab+lbp+glcm``)."""
-
-    allowed: tuple[str, ...] = ()
-
-    def validate(self, value: Any, key: str) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # `-S features.blocks.cnn.layers=3` arrives as an int
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{key} must be names joined by '+', got {value!r}")
-        names = value.split("+")
-        for name in names:
-            choice(name, key, self.allowed)
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{key} names a block twice: {value!r}")
-        return value
 
 
 # Blocks a compressing block (autoencoder, pca) may stack: the hand-made ones

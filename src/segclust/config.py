@@ -20,7 +20,9 @@ import yaml
 from segclust.algorithms import ALGORITHMS, get_algorithm
 from segclust.blocks import get_block
 from segclust.errors import ConfigError
+from segclust.execution import ExecutionConfig
 from segclust.hierarchy import CUTS, get_cut
+from segclust.imageio import IMAGE_EXTENSIONS
 from segclust.params import (
     Param,
     SearchRange,
@@ -57,7 +59,7 @@ class DataConfig:
     root: str = "data/samples"
     ground_truth: str = "data/ground_truth"
     images: tuple[str, ...] | None = None
-    extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     max_pixels: int = 100_000_000
 
     @classmethod
@@ -419,8 +421,10 @@ class RegionsConfig:
 
 
 LEAF_SOURCES = ("watershed", "clusters")
+EDGE_SOURCES = ("learned", "gradient")
 # The hierarchy's own parameters (the cut's come from the registry in segclust.hierarchy).
 HIERARCHY_PARAMS: Mapping[str, Param] = {
+    "edges": Param(str, "learned", choices=EDGE_SOURCES),
     "leaves": Param(str, "watershed", choices=LEAF_SOURCES),
     "leaf_area": Param(int, 100, low=1, doc="pixels per watershed leaf"),
     "gradient_sigma": Param(float, 1.0, low=0, low_open=True, doc="pixels"),
@@ -441,6 +445,7 @@ class HierarchyConfig:
     only the one of ``cut`` is used.
     """
 
+    edges: str = "learned"
     leaves: str = "watershed"
     leaf_area: int = 100
     gradient_sigma: float = 1.0
@@ -466,67 +471,6 @@ class HierarchyConfig:
             **own,
             cut=entry.name,
             cut_params={k: every_cut[k] for k in entry.params},
-        )
-
-
-ENGINES = ("joblib", "dask")
-
-
-@dataclass(frozen=True)
-class ExecutionConfig:
-    """How stages run (:mod:`segclust.parallel`); never changes what they write, so no stage
-    lists it as a DVC parameter."""
-
-    jobs: int = -1
-    engine: str = "joblib"
-    address: str | None = None
-    # tune.workers > 1: the study storage the trial workers share (an Optuna RDB URL such as
-    # sqlite:///studies.db or postgresql://...); None = a journal file beside the outputs
-    study_storage: str | None = None
-    # per-image results kept across runs (segclust.imagecache): adding an image redoes one
-    cache: bool = True
-    cache_dir: str = ".segclust-cache"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ExecutionConfig:
-        no_unknown(
-            d, "execution", ("jobs", "engine", "address", "study_storage", "cache", "cache_dir")
-        )
-        jobs = d.get("jobs", cls.jobs)
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
-            raise ConfigError(
-                f"execution.jobs must be a number of worker processes >= 1, or -1 for every "
-                f"core, got {jobs!r}"
-            )
-        engine = choice(d.get("engine", cls.engine), "execution.engine", ENGINES)
-        address = d.get("address", cls.address)
-        if address is not None:
-            if not isinstance(address, str) or "://" not in address:
-                raise ConfigError(
-                    f"execution.address must be a Dask scheduler address such as "
-                    f"tcp://host:8786, got {address!r}"
-                )
-            if engine != "dask":
-                raise ConfigError("execution.address needs execution.engine=dask")
-        storage = d.get("study_storage", cls.study_storage)
-        if storage is not None and (not isinstance(storage, str) or "://" not in storage):
-            raise ConfigError(
-                f"execution.study_storage must be an Optuna RDB URL such as "
-                f"sqlite:///studies.db or postgresql://user@host/db, got {storage!r}"
-            )
-        cache = d.get("cache", cls.cache)
-        if not isinstance(cache, bool):
-            raise ConfigError(f"execution.cache must be true or false, got {cache!r}")
-        cache_dir = d.get("cache_dir", cls.cache_dir)
-        if not isinstance(cache_dir, str) or not cache_dir:
-            raise ConfigError(f"execution.cache_dir must be a folder path, got {cache_dir!r}")
-        return cls(
-            jobs=jobs,
-            engine=engine,
-            address=address,
-            study_storage=storage,
-            cache=cache,
-            cache_dir=cache_dir,
         )
 
 
@@ -575,7 +519,11 @@ class Config:
     regions: RegionsConfig = RegionsConfig()
     smoothing: SmoothingConfig = SmoothingConfig()
     hierarchy: HierarchyConfig = HierarchyConfig()
-    execution: ExecutionConfig = ExecutionConfig()
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    # the learned boundary model's section, as composed: validated by the two stages that
+    # read it (segclust.boundary_model.BoundariesConfig), so that the other stages' code
+    # dependencies do not include the model's code
+    boundaries: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> Config:
@@ -593,6 +541,7 @@ class Config:
             "smoothing",
             "hierarchy",
             "execution",
+            "boundaries",
         )
         no_unknown(params, "params", top)
         return cls(
@@ -618,6 +567,7 @@ class Config:
             execution=ExecutionConfig.from_dict(
                 _section(params, "execution") if "execution" in params else {}
             ),
+            boundaries=_section(params, "boundaries") if "boundaries" in params else {},
         )
 
 

@@ -19,3 +19,12 @@ class BackendUnavailableError(SegclustError, RuntimeError):
 
 class InputTooLargeError(SegclustError, ValueError):
     """An input is larger than an algorithm's measured limit (see benchmarks/results)."""
+
+
+class ModelFileError(SegclustError, ValueError):
+    """A trained model file is missing, unreadable, foreign, or made by other code, cues or
+    library versions than the ones running now."""
+
+
+class TrainingDataError(SegclustError, ValueError):
+    """A training folder has no usable images with ground truth, or they do not pair up."""

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from segclust.errors import ImageInputError
+from segclust.errors import ImageInputError, TrainingDataError
 
 
 def _one_line(exc: BaseException) -> str:
@@ -137,7 +137,65 @@ def ground_truth_files(root: str | Path, stem: str) -> list[Path]:
 def find_ground_truth(root: str | Path, stem: str) -> list[np.ndarray]:
     """The human segmentations of image ``stem`` under ``root``, or [] when there are none
     (the files of :func:`ground_truth_files`, read)."""
-    files = ground_truth_files(root, stem)
+    return read_ground_truth(ground_truth_files(root, stem))
+
+
+def _first(names: list[str], n: int = 3) -> str:
+    shown = ", ".join(names[:n])
+    return shown + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def training_pairs(
+    images: str | Path, truth: str | Path, extensions: tuple[str, ...]
+) -> list[tuple[str, Path, list[Path]]]:
+    """(stem, photo, ground-truth files) of every photo in ``images``, sorted by stem, for
+    training on human boundaries; the folders must pair up exactly.
+
+    A :class:`~segclust.errors.TrainingDataError` (one line) when a folder is missing, when no
+    photo has ground truth, when some photos have none, or when some ground-truth files
+    (``.mat`` / ``.png``) belong to no photo; the first unmatched stems are named.
+    """
+    from segclust.imageio import list_images
+
+    images, truth = Path(images), Path(truth)
+    for what, folder in (("images", images), ("ground_truth", truth)):
+        if not folder.is_dir():
+            raise TrainingDataError(
+                f"boundaries.train.{what}: {folder} is not a folder (the BSDS500 train split, "
+                "images/ and groundTruth/, or your own photos and label maps)"
+            )
+    try:
+        photos = list_images(images, None, extensions)
+    except ImageInputError as exc:
+        raise TrainingDataError(f"boundaries.train.images: {exc}") from exc
+    pairs = [(p.stem, p, ground_truth_files(truth, p.stem)) for p in photos]
+    if not any(files for _, _, files in pairs):
+        raise TrainingDataError(
+            f"{truth}: no ground truth for any of the {len(pairs)} photos in {images} "
+            "(expected <stem>.mat, or <stem>.png / <stem>_<k>.png label maps)"
+        )
+    lonely = [stem for stem, _, files in pairs if not files]
+    if lonely:
+        raise TrainingDataError(
+            f"{truth}: no ground truth for {len(lonely)} of the photos in {images}: "
+            f"{_first(lonely)}"
+        )
+    claimed = {f.resolve() for _, _, files in pairs for f in files}
+    orphans = sorted(
+        p.stem
+        for p in truth.iterdir()
+        if p.is_file() and p.suffix.lower() in (".mat", ".png") and p.resolve() not in claimed
+    )
+    if orphans:
+        raise TrainingDataError(
+            f"{truth}: {len(orphans)} ground-truth file(s) match no photo in {images}: "
+            f"{_first(orphans)}"
+        )
+    return pairs
+
+
+def read_ground_truth(files: list[Path]) -> list[np.ndarray]:
+    """The annotations held by ``files`` (from :func:`ground_truth_files`)."""
     if files and files[0].suffix == ".mat":
         return read_bsds_mat(files[0])
     return [read_label_png(p) for p in files]

@@ -40,7 +40,6 @@ array([0, 0, 0, 0, 1, 1, 1, 1], dtype=int32)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,7 @@ import numpy as np
 
 from segclust.labels import relabel_by_size
 from segclust.params import Param, choice
-from segclust.pixels import colour_channels, to_float01
+from segclust.pixels import colour_channels, to_float01, working_size
 from segclust.smoothing import smooth_image
 
 if TYPE_CHECKING:
@@ -109,6 +108,22 @@ def pixel_edge_weights(
         half = magnitude / 2
         np.maximum(edges[RIGHT, :, :-1], half[:, 1:] + half[:, :-1], out=edges[RIGHT, :, :-1])
         np.maximum(edges[DOWN, :-1, :], half[1:] + half[:-1], out=edges[DOWN, :-1, :])
+    return edges
+
+
+def learned_edge_weights(probability: np.ndarray) -> np.ndarray:
+    """Boundary strength between 4-neighbours from a learned boundary probability map: the
+    mean of the two pixels' probabilities (float32 (2, H, W), see the module docstring).
+
+    >>> p = np.zeros((2, 3), np.float32); p[:, 1] = 1.0
+    >>> learned_edge_weights(p)[RIGHT]
+    array([[0.5, 0.5, 0. ],
+           [0.5, 0.5, 0. ]], dtype=float32)
+    """
+    p = np.asarray(probability, np.float32)
+    edges = np.zeros((2, *p.shape), np.float32)
+    edges[RIGHT, :, :-1] = (p[:, 1:] + p[:, :-1]) / 2
+    edges[DOWN, :-1, :] = (p[1:] + p[:-1]) / 2
     return edges
 
 
@@ -375,17 +390,19 @@ def build_ucm(
     given), merging. ``photo`` and ``smoothed`` are BGR (or grey) in [0, 1]; ``leaves``
     replaces the watershed leaves (e.g. cluster labels: each connected piece becomes a leaf).
     """
-    return photo_hierarchy(photo, smoothed, config, leaves).ucm
+    return photo_hierarchy(photo, smoothed, config, leaves).ucm  # edges: gradient
 
 
 def photo_hierarchy(
     photo: np.ndarray,
-    smoothed: np.ndarray,
+    smoothed: np.ndarray | None,
     config: HierarchyConfig,
     leaves: np.ndarray | None = None,
+    probability: np.ndarray | None = None,
 ) -> Hierarchy:
-    """:func:`build_ucm`'s hierarchy, at the photo's own resolution."""
-    return Hierarchy(*_tree(photo, smoothed, config, leaves))
+    """:func:`build_ucm`'s hierarchy, at the photo's own resolution (``probability``: the
+    learned boundary map of the same size, for ``edges: learned``)."""
+    return Hierarchy(*_tree(photo, smoothed, config, leaves, probability))
 
 
 def _nearest(size: int, new_size: int) -> np.ndarray:
@@ -398,45 +415,77 @@ def build_hierarchy(
     smoothing: SmoothingConfig,
     config: HierarchyConfig,
     leaves: np.ndarray | None = None,
+    probability: np.ndarray | None = None,
 ) -> Hierarchy:
     """The hierarchy of a decoded image (any bit depth, alpha dropped), smoothed first as the
     features are (``smoothing``).
 
-    Photos above ``config.max_pixels`` are built at that working resolution (``cv2.resize``,
-    ``INTER_AREA``): boundary strength is a per-pixel difference, so its heights, and the
-    thresholds chosen for them on BSDS500 (about 0.15 MP), only mean the same at a similar
-    scale; it also keeps a 12-MP photo fast and small. Each full-resolution pixel then takes
-    the leaf of its nearest working pixel, so the cuts and the UCM come back at full size.
+    With ``edges: gradient``, photos above ``config.max_pixels`` are built at that working
+    resolution (``cv2.resize``, ``INTER_AREA``): boundary strength is a per-pixel difference,
+    so its heights, and the thresholds chosen for them on BSDS500 (about 0.15 MP), only mean
+    the same at a similar scale; it also keeps a 12-MP photo fast and small. With ``edges:
+    learned`` the working resolution is that of ``probability``, the learned boundary map
+    (:mod:`segclust.boundary_model`, made at ``boundaries.max_pixels``). Each full-resolution
+    pixel then takes the leaf of its nearest working pixel, so the cuts and the UCM come back
+    at full size.
     """
     import cv2
 
     pixels = colour_channels(np.asarray(image))
     height, width = pixels.shape[:2]
-    scale = math.sqrt(config.max_pixels / (height * width))
-    if scale >= 1:
+    if config.edges == "learned":
+        if probability is None:
+            raise ValueError("hierarchy.edges=learned needs the learned boundary probability map")
+        small_h, small_w = np.shape(probability)
+    else:
+        small_h, small_w = working_size(height, width, config.max_pixels)
+    if (small_h, small_w) == (height, width):
         photo = to_float01(pixels)
-        smoothed = to_float01(colour_channels(smooth_image(pixels, smoothing)))
-        return photo_hierarchy(photo, smoothed, config, leaves)
-    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+        return photo_hierarchy(
+            photo, _smoothed(pixels, smoothing, config), config, leaves, probability
+        )
     small = cv2.resize(pixels, (small_w, small_h), interpolation=cv2.INTER_AREA)
     if leaves is not None:
         leaves = np.asarray(leaves)[_nearest(height, small_h)][:, _nearest(width, small_w)]
     photo = to_float01(small)
-    smoothed = to_float01(colour_channels(smooth_image(small, smoothing)))
-    tree, altitudes, leaf_map = _tree(photo, smoothed, config, leaves)
+    tree, altitudes, leaf_map = _tree(
+        photo, _smoothed(small, smoothing, config), config, leaves, probability
+    )
     full = leaf_map[_nearest(small_h, height)][:, _nearest(small_w, width)]
     return Hierarchy(tree, altitudes, full)
 
 
+def _smoothed(
+    pixels: np.ndarray, smoothing: SmoothingConfig, config: HierarchyConfig
+) -> np.ndarray | None:
+    """The smoothed photo in [0, 1] when the hierarchy reads it: the gradient cue's colour
+    term, or the leaves' mean colours (``colour_weight`` > 0); None otherwise."""
+    if config.edges == "learned" and config.colour_weight == 0:
+        return None
+    return to_float01(colour_channels(smooth_image(pixels, smoothing)))
+
+
 def _tree(
-    photo: np.ndarray, smoothed: np.ndarray, config: HierarchyConfig, leaves: np.ndarray | None
+    photo: np.ndarray,
+    smoothed: np.ndarray | None,
+    config: HierarchyConfig,
+    leaves: np.ndarray | None,
+    probability: np.ndarray | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
-    edges = pixel_edge_weights(
-        photo,
-        smoothed,
-        gradient_sigma=config.gradient_sigma,
-        gradient_weight=config.gradient_weight,
-    )
+    if config.edges == "learned":
+        if probability is None or np.shape(probability) != photo.shape[:2]:
+            raise ValueError("the learned boundary map must have the photo's working size")
+        edges = learned_edge_weights(probability)
+        # L*a*b* / 100: colour differences on the scale of probabilities
+        colour = None if smoothed is None else _lab(smoothed) / np.float32(100)
+    else:
+        edges = pixel_edge_weights(
+            photo,
+            smoothed,
+            gradient_sigma=config.gradient_sigma,
+            gradient_weight=config.gradient_weight,
+        )
+        colour = _lab(smoothed)
     if leaves is None:
         leaves = watershed_leaves(edges, config.leaf_area)
-    return leaf_tree(edges, leaves, _lab(smoothed), config.colour_weight)
+    return leaf_tree(edges, leaves, colour, config.colour_weight)

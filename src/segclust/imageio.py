@@ -25,6 +25,8 @@ from PIL import Image, UnidentifiedImageError
 from segclust.errors import ImageInputError
 
 MIN_SIDE = 2
+# the file types read by default (data.extensions, the training folder of boundary models)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def safe_join(root: Path, name: str) -> Path:

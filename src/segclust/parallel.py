@@ -18,7 +18,7 @@ of workers and either engine. A worker holds one
 image at a time. An error in a worker is re-raised in the stage as it was raised (a
 :class:`segclust.errors.SegclustError` stays a one-line error).
 
->>> from segclust.config import ExecutionConfig
+>>> from segclust.execution import ExecutionConfig
 >>> list(map_images(abs, [-2, 3, -1], execution=ExecutionConfig(jobs=2), desc="demo"))
 [2, 3, 1]
 """
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from segclust.config import ExecutionConfig
+    from segclust.execution import ExecutionConfig
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

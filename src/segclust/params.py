@@ -142,6 +142,50 @@ class Param:
         )
 
 
+@dataclass(frozen=True)
+class NameList(Param):
+    """A ``+``-joined list of distinct names, each one of ``allowed`` (e.g. ``lab+lbp+glcm``);
+    ``empty_ok`` lets ``""`` mean none."""
+
+    allowed: tuple[str, ...] = ()
+    empty_ok: bool = False
+
+    def validate(self, value: Any, key: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # `-S features.blocks.cnn.layers=3` arrives as an int
+        if value in ("", None) and self.empty_ok:
+            return ""
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} must be names joined by '+', got {value!r}")
+        names = value.split("+")
+        for name in names:
+            choice(name, key, self.allowed)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{key} names a block twice: {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class SizeList(Param):
+    """A ``+``-joined list of positive integers, e.g. layer widths ``64+32``.
+
+    >>> SizeList(str, "64+32").validate("128+64", "hidden")
+    '128+64'
+    >>> SizeList(str, "64+32").validate("64+0", "hidden")
+    Traceback (most recent call last):
+    ...
+    segclust.errors.ConfigError: hidden must be positive integers joined by '+', got '64+0'
+    """
+
+    def validate(self, value: Any, key: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # `-S ...hidden=64` arrives as an int
+        parts = value.split("+") if isinstance(value, str) and value else []
+        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ConfigError(f"{key} must be positive integers joined by '+', got {value!r}")
+        return "+".join(str(int(p)) for p in parts)
+
+
 def validate_params(
     specs: Mapping[str, Param], given: Mapping[str, Any], key: str, *, ignore: tuple[str, ...] = ()
 ) -> dict[str, Any]:

@@ -63,3 +63,27 @@ def to_display_rgb(image: np.ndarray) -> np.ndarray:
     else:
         pixels = pixels[:, :, ::-1]
     return np.round(pixels * 255).astype(np.uint8)
+
+
+def working_size(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """(height, width) shrunk to at most about ``max_pixels`` pixels, aspect kept (or as it is).
+
+    >>> working_size(3000, 4000, 160_000), working_size(321, 481, 160_000)
+    ((346, 462), (321, 481))
+    """
+    import math
+
+    scale = math.sqrt(max_pixels / (height * width))
+    if scale >= 1:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def shrink_to(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
+    """``pixels`` at :func:`working_size` (OpenCV ``INTER_AREA``; unchanged when small enough)."""
+    import cv2
+
+    height, width = working_size(*pixels.shape[:2], max_pixels)
+    if (height, width) == pixels.shape[:2]:
+        return pixels
+    return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)

@@ -1,16 +1,10 @@
-"""What every stage shares: logging, one-line errors, atomic writes, the output layout."""
+"""What every stage shares: the validated config, the output layout, the per-image cache
+(logging, one-line errors and atomic writes come from :mod:`segclust.stages._base`)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-import shutil
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -18,26 +12,38 @@ from typing import Any
 
 import numpy as np
 
-from segclust.config import Config, ExecutionConfig, load_config
+from segclust.config import Config, load_config
 from segclust.errors import SegclustError
+from segclust.execution import ExecutionConfig
 from segclust.imagecache import ImageCache
 from segclust.parallel import map_images
 from segclust.report import rounded
+from segclust.stages import _base
+from segclust.stages._base import (  # noqa: F401  (re-exported for the stages)
+    METRICS_DIR,
+    PARAMS_FILE,
+    TIMINGS_DIR,
+    atomic_dir,
+    json_bytes,
+    read_json,
+    save_npy,
+    write_atomic,
+    write_json,
+    write_timings,
+)
 from segclust.tables import spread, table_bytes
 
 COUNTS = ("mean", "median")  # of counts (clusters, segments, regions): two numbers are enough
 
 log = logging.getLogger("segclust")
 
-PARAMS_FILE = Path("params.yaml")
 FEATURES_DIR = Path("data/features")
 LABELS_DIR = Path("data/labels")
 TUNED_DIR = Path("data/tuned")
 REGIONS_DIR = Path("data/regions")
 HIERARCHY_DIR = Path("data/hierarchy")
+BOUNDARIES_DIR = Path("data/boundaries")
 STUDIES_DIR = Path("data/studies")
-METRICS_DIR = Path("metrics")
-TIMINGS_DIR = METRICS_DIR / "timings"
 TRIALS_DIR = Path("plots/trials")
 HISTORY_DIR = Path("plots/history")
 RENDER_DIR = Path("plots/render")
@@ -46,89 +52,7 @@ IMAGES_DIR = Path("plots/images")  # per-image tables, one CSV per stage
 
 def run_stage(name: str, body: Callable[[Config], None]) -> None:
     """Run ``body`` with the validated config; user errors become one line, exit code 2."""
-    logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
-    logging.captureWarnings(True)
-    try:
-        config = load_config(PARAMS_FILE)
-        started = time.perf_counter()
-        body(config)
-        log.info("done in %.1f s", time.perf_counter() - started)
-    except SegclustError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except MemoryError:
-        print(
-            f"{name}: error: out of memory; use smaller images or other parameters", file=sys.stderr
-        )
-        sys.exit(2)
-
-
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder that replaces ``final`` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        elif final.exists() or final.is_symlink():
-            final.unlink()
-        os.replace(tmp, final)
-        os.chmod(final, 0o755)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temporary sibling and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_timings(stage: str, seconds: dict[str, float]) -> None:
-    """Wall seconds per image to ``metrics/timings/<stage>.json`` (and the log).
-
-    Deliberately not a DVC output: times change on every run, and a hashed output would make
-    ``dvc.lock`` change with them, so a fresh clone's ``make run`` would leave Git dirty. The
-    file is git-ignored; ``benchmarks/scale.py`` reads it.
-    """
-    write_json(TIMINGS_DIR / f"{stage}.json", {"seconds": seconds})
-    if seconds:
-        log.info(
-            "%.1f s over %d image(s), slowest %.1f s",
-            sum(seconds.values()),
-            len(seconds),
-            max(seconds.values()),
-        )
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Stable JSON: sorted keys, fixed indentation, trailing newline."""
-    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, json_bytes(obj))
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` into ``path`` (inside a folder that is itself written atomically)."""
-    with open(path, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    _base.run_stage(name, body, load_config)
 
 
 def feature_entries() -> list[tuple[str, dict[str, Any]]]:

@@ -1,0 +1,122 @@
+"""What every stage shares, config aside: one-line errors, atomic writes, JSON, timings.
+
+:mod:`segclust.stages._common` adds what needs the whole validated config; a stage that
+needs less (``train_boundaries``) imports this alone, so that its DVC code dependencies stay
+its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from segclust.errors import SegclustError
+
+log = logging.getLogger("segclust")
+
+PARAMS_FILE = Path("params.yaml")
+METRICS_DIR = Path("metrics")
+TIMINGS_DIR = METRICS_DIR / "timings"
+
+Settings = TypeVar("Settings")
+
+
+def run_stage(
+    name: str, body: Callable[[Settings], None], load: Callable[[Path], Settings]
+) -> None:
+    """Run ``body`` with the settings ``load`` reads from ``params.yaml``; user errors become
+    one line, exit code 2."""
+    logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        settings = load(PARAMS_FILE)
+        started = time.perf_counter()
+        body(settings)
+        log.info("done in %.1f s", time.perf_counter() - started)
+    except SegclustError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except MemoryError:
+        print(
+            f"{name}: error: out of memory; use smaller images or other parameters", file=sys.stderr
+        )
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder that replaces ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        elif final.exists() or final.is_symlink():
+            final.unlink()
+        os.replace(tmp, final)
+        os.chmod(final, 0o755)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_timings(stage: str, seconds: dict[str, float]) -> None:
+    """Wall seconds per image to ``metrics/timings/<stage>.json`` (and the log).
+
+    Deliberately not a DVC output: times change on every run, and a hashed output would make
+    ``dvc.lock`` change with them, so a fresh clone's ``make run`` would leave Git dirty. The
+    file is git-ignored; ``benchmarks/scale.py`` reads it.
+    """
+    write_json(TIMINGS_DIR / f"{stage}.json", {"seconds": seconds})
+    if seconds:
+        log.info(
+            "%.1f s over %d image(s), slowest %.1f s",
+            sum(seconds.values()),
+            len(seconds),
+            max(seconds.values()),
+        )
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Stable JSON: sorted keys, fixed indentation, trailing newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json_bytes(obj))
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` into ``path`` (inside a folder that is itself written atomically)."""
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

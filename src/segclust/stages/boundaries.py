@@ -1,0 +1,152 @@
+"""Stage ``boundaries``: every photo's learned boundary map (:mod:`segclust.boundary_model`).
+
+The model ``boundaries.model`` (``models/boundaries_<name>.npz``, made by the
+``train_boundaries`` stage) gives each pixel of the photo, at the working resolution
+``boundaries.max_pixels``, the probability that people draw a boundary there; smoothed
+(``boundaries.smooth``) and thinned by non-maximum suppression along the boundary's normal
+(:func:`segclust.boundary_maps.thin_boundaries`). The ``hierarchy`` stage builds its
+watershed and merging heights on the probability (``hierarchy.edges: learned``), and
+``evaluate`` scores the thin map with the boundary benchmark.
+
+Outputs: ``data/boundaries/<stem>.npy`` (float32 (2, h, w): [0] the smoothed probability,
+[1] the thin map), ``data/boundaries/model.json`` (which model made them: name, file,
+SHA-256, device), ``metrics/boundaries.json`` and ``plots/images/boundaries.csv``. The
+model's digest is part of every photo's per-image cache key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from segclust.boundary_maps import thin_boundaries
+from segclust.boundary_model import BoundariesConfig, file_digest, load_model, probability_map
+from segclust.config import Config
+from segclust.imageio import read_image
+from segclust.pixels import colour_channels, shrink_to, to_float01
+from segclust.stages._common import (
+    BOUNDARIES_DIR,
+    METRICS_DIR,
+    atomic_dir,
+    feature_entries,
+    map_cached,
+    run_stage,
+    save_npy,
+    write_json,
+    write_table,
+    write_timings,
+)
+from segclust.tables import spread
+
+log = logging.getLogger("segclust")
+RETRAIN = "dvc repro train_boundaries"
+MODEL_RECORD = "model.json"
+
+
+def boundary_maps(photo: np.ndarray, model, config: BoundariesConfig, device: str) -> np.ndarray:
+    """float32 (2, h, w): the smoothed probability and its thin map, at the working size."""
+    import cv2
+
+    small = to_float01(shrink_to(colour_channels(photo), config.max_pixels))
+    probability = probability_map(model, small, device)
+    if config.smooth > 0:
+        probability = cv2.GaussianBlur(
+            probability, (0, 0), config.smooth, borderType=cv2.BORDER_REFLECT
+        )
+    thin = thin_boundaries(probability, smooth=0.0, radius=config.thin_radius)
+    return np.stack([probability, thin])
+
+
+def boundaries_image(
+    entry: tuple[str, dict], config: Config, model_path: Path, device: str, out: Path
+) -> tuple:
+    """One photo's maps, written into ``out``; (stem, per-image row, seconds) back."""
+    stem, sidecar = entry
+    started = time.perf_counter()
+    settings = BoundariesConfig.from_dict(config.boundaries)
+    model = _model(str(model_path))
+    photo = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
+    maps = boundary_maps(photo, model, settings, device)
+    save_npy(out / f"{stem}.npy", maps)
+    row = {
+        "height": int(maps.shape[1]),
+        "width": int(maps.shape[2]),
+        "boundary_share": round(float(np.mean(maps[1] >= 0.5)), 6),
+    }
+    return stem, row, round(time.perf_counter() - started, 3)
+
+
+def _inputs(entry: tuple[str, dict]) -> tuple[str, list[Path]]:
+    """The photo alone (the model's digest is in the key through ``extra``)."""
+    return entry[0], [Path(entry[1]["source"])]
+
+
+_MODELS: dict[str, object] = {}
+
+
+def _model(path: str):
+    """The model at ``path``, loaded once per worker process."""
+    if path not in _MODELS:
+        _MODELS[path] = load_model(path, RETRAIN)
+    return _MODELS[path]
+
+
+def resolve(settings: BoundariesConfig, model) -> str:
+    """Where the CNN cues run (``cpu`` without them)."""
+    if not model.spec.cues.cnn_stages:
+        return "cpu"
+    from segclust.learned import resolve_device
+
+    return resolve_device(settings.device, "boundaries")
+
+
+def main(config: Config) -> None:
+    settings = BoundariesConfig.from_dict(config.boundaries)
+    model_path = settings.model_path()
+    model = _model(str(model_path))  # a missing or foreign model fails here, once
+    device = resolve(settings, model)
+    record = {
+        "model": settings.model,
+        "file": str(model_path),
+        "sha256": file_digest(model_path),
+        "device": device,
+    }
+    per_image: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    with atomic_dir(BOUNDARIES_DIR) as out, logging_redirect_tqdm():
+        entries = feature_entries()
+        for stem, row, seconds in map_cached(
+            "boundaries",
+            config,
+            entries,
+            inputs_of=_inputs,
+            image_fn=partial(
+                boundaries_image, config=config, model_path=model_path, device=device
+            ),
+            outs={"out": out},
+            extra=record,
+        ):
+            per_image[stem] = row
+            timings[stem] = seconds
+        write_json(out / MODEL_RECORD, record)
+    log.info(
+        "%d photo(s) with %s (%s, sha256 %s) on %s",
+        len(per_image), settings.model, model_path, record["sha256"][:12], device,
+    )  # fmt: skip
+    summary = {
+        **record,
+        "images": len(per_image),
+        "boundary_share": spread((r["boundary_share"] for r in per_image.values()), ("mean",)),
+    }
+    write_table("boundaries", per_image, first=("boundary_share", "height", "width"))
+    write_json(METRICS_DIR / "boundaries.json", summary)
+    write_timings("boundaries", timings)
+
+
+if __name__ == "__main__":
+    run_stage("boundaries", main)
