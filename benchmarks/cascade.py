@@ -166,7 +166,7 @@ def select_image(args: tuple[Path, Path]) -> dict[str, Any]:
     smoothing_seconds = time.perf_counter() - started
     out: dict[str, Any] = {"stem": image_path.stem}
     for name, overrides in CANDIDATES.items():
-        settings = HierarchyConfig.from_dict(overrides)
+        settings = HierarchyConfig.from_dict({"edges": "gradient", **overrides})
         started = time.perf_counter()
         hierarchy = ucm_of(image, settings, smoothed)
         seconds = time.perf_counter() - started + smoothing_seconds
@@ -233,7 +233,7 @@ def select_report(records: list[dict[str, Any]], command: str) -> tuple[str, dic
         if row["fixed"][0] > best_cov:
             best_name, best_cov = name, row["fixed"][0]
     chosen_row = table[best_name]
-    settings = HierarchyConfig.from_dict(CANDIDATES[best_name])
+    settings = HierarchyConfig.from_dict({"edges": "gradient", **CANDIDATES[best_name]})
     chosen = {
         "candidate": best_name,
         "leaves": settings.leaves,
@@ -313,7 +313,7 @@ def report_image(args: tuple[Path, Path, dict[str, Any], list[float]]) -> dict[s
     annotations = read_bsds_mat(gt_path)
     humans = human_boundaries(annotations)
     thresholds = np.asarray(levels)
-    settings_dict = {k: v for k, v in chosen.items() if k != "candidate"}
+    settings_dict = {"edges": "gradient", **{k: v for k, v in chosen.items() if k != "candidate"}}
     out: dict[str, Any] = {"stem": image_path.stem, "rows": {}}
 
     started = time.perf_counter()

@@ -2,8 +2,11 @@
 
 Runs what the ``hierarchy`` stage runs on one photo, with the committed settings
 (``conf/smoothing/meanshift.yaml`` as the pipeline's default smoothing and
-``conf/hierarchy/default.yaml``): ``hierarchy`` = resizing to the working resolution
-(``hierarchy.max_pixels``), smoothing, boundary strength, watershed leaves and the
+``conf/hierarchy/gradient.yaml``, the hand-made cue; with ``--edges learned``,
+``conf/hierarchy/default.yaml`` on the learned boundaries of ``--model``, which the
+``boundaries`` stage makes first): ``boundaries`` = the learned maps at the working
+resolution (``boundaries.max_pixels``: cues, classifier, thinning); ``hierarchy`` = resizing
+to the working resolution, smoothing, boundary strength, watershed leaves and the
 average-linkage tree; ``ucm`` = the ultrametric contour map at full size (what the stage
 stores); ``cut`` = the configured cut at full size. Each size runs in a fresh process;
 peak memory is that process's ``VmHWM`` (``/proc/self/status``), which includes the photo and
@@ -40,19 +43,29 @@ from limits import make_photo, parse_size, peak_gb  # noqa: E402
 SCALE_PHOTO = ROOT.parent / "shared" / "data" / "bsds500-train" / "images" / "100075.jpg"
 
 
-def run_one(pixels: int, queue: Any) -> None:
+def run_one(pixels: int, queue: Any, edges: str = "gradient", model: str = "base") -> None:
     from segclust.config import HierarchyConfig, SmoothingConfig
     from segclust.hierarchy import build_hierarchy, cut_hierarchy
 
     def conf(group: str, name: str) -> dict:
         return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
 
-    settings = HierarchyConfig.from_dict(conf("hierarchy", "default"))
+    name = "gradient" if edges == "gradient" else "default"
+    settings = HierarchyConfig.from_dict(conf("hierarchy", name))
     smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
     photo = make_photo(pixels)
     seconds: dict[str, float] = {}
+    probability = None
+    if edges == "learned":
+        from segclust.boundary_model import BoundariesConfig, boundary_maps, load_model
+
+        boundaries = BoundariesConfig.from_dict({**conf("boundaries", "default"), "model": model})
+        started = time.perf_counter()
+        trained = load_model(ROOT / boundaries.model_path())
+        probability = boundary_maps(photo, trained, boundaries, "cpu")[0]
+        seconds["boundaries"] = time.perf_counter() - started
     started = time.perf_counter()
-    hierarchy = build_hierarchy(photo, smoothing, settings)
+    hierarchy = build_hierarchy(photo, smoothing, settings, None, probability)
     seconds["hierarchy"] = time.perf_counter() - started
     started = time.perf_counter()
     ucm = hierarchy.ucm
@@ -85,7 +98,7 @@ def scale_check(factor: int, queue: Any) -> None:
     def conf(group: str, name: str) -> dict:
         return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
 
-    settings = HierarchyConfig.from_dict(conf("hierarchy", "default"))
+    settings = HierarchyConfig.from_dict(conf("hierarchy", "gradient"))
     smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
     photo = cv2.imread(str(SCALE_PHOTO), cv2.IMREAD_COLOR)
     photo = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
@@ -108,12 +121,18 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["0.25M", "1M", "4M", "12M"])
     parser.add_argument("--scale-factors", nargs="*", type=int, default=[1, 2, 4])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--edges", choices=("gradient", "learned"), default="gradient")
+    parser.add_argument("--model", default="base", help="with --edges learned: base or cnn")
     args = parser.parse_args()
     steps = ("hierarchy", "ucm", "cut")
+    settings = "`conf/hierarchy/gradient.yaml`"
+    if args.edges == "learned":
+        steps = ("boundaries", *steps)
+        settings = f"`conf/hierarchy/default.yaml` on the learned boundaries of model {args.model}"
     lines = [
         "The cascade on one photo per size, fresh process each, one thread: "
         "`python " + " ".join(sys.argv) + "`. Settings: "
-        "`conf/smoothing/meanshift.yaml`, `conf/hierarchy/default.yaml`. Peak = the "
+        f"`conf/smoothing/meanshift.yaml`, {settings}. Peak = the "
         "process's VmHWM (photo and Python included).",
         "",
         "| pixels | shape | levels | regions of the cut | UCM MB | "
@@ -124,7 +143,9 @@ def main() -> None:
     context = mp.get_context("spawn")
     for size in args.sizes:
         queue = context.Queue()
-        process = context.Process(target=run_one, args=(parse_size(size), queue))
+        process = context.Process(
+            target=run_one, args=(parse_size(size), queue, args.edges, args.model)
+        )
         process.start()
         result = queue.get()
         process.join()
@@ -146,7 +167,8 @@ def main() -> None:
         "| median height | s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for factor in args.scale_factors if SCALE_PHOTO.is_file() else ():
+    factors = args.scale_factors if SCALE_PHOTO.is_file() and args.edges == "gradient" else ()
+    for factor in factors:
         queue = context.Queue()
         process = context.Process(target=scale_check, args=(factor, queue))
         process.start()

@@ -94,12 +94,17 @@ def import_closure(module: str, src: Path = SRC) -> set[Path]:
     return files
 
 
+def _definition(stage: dict) -> dict:
+    """A stage's own fields: those of its ``do`` for a ``foreach`` stage."""
+    return stage.get("do", stage)
+
+
 def stage_modules(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, str]:
     """Stage name -> the module its ``cmd`` runs, for every ``python -m segclust...`` stage."""
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
     found = {}
     for name, stage in stages.items():
-        match = STAGE_CMD.search(str(stage.get("cmd", "")))
+        match = STAGE_CMD.search(str(_definition(stage).get("cmd", "")))
         if match:
             found[name] = match.group(1)
     return found
@@ -117,7 +122,7 @@ def declared_deps(root: Path = ROOT) -> dict[str, list[str]]:
     """Stage name -> the ``src/`` paths its ``deps`` in dvc.yaml list now."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     return {
-        name: sorted(d for d in stage.get("deps", []) if str(d).startswith("src/"))
+        name: sorted(d for d in _definition(stage).get("deps", []) if str(d).startswith("src/"))
         for name, stage in stages.items()
         if name in stage_modules(root / "dvc.yaml")
     }
@@ -142,20 +147,21 @@ def rewrite(root: Path = ROOT) -> str:
     expected = expected_deps(root)
     out: list[str] = []
     stage: str | None = None
-    in_deps = False
+    item: str | None = None  # "<indent>- " of the deps list being read, None outside one
     for line in (root / "dvc.yaml").read_text(encoding="utf-8").splitlines():
         stage_match = re.match(r"^  (\w+):\s*$", line)
         if stage_match:
-            stage, in_deps = stage_match.group(1), False
-        if re.match(r"^    deps:\s*$", line):
-            in_deps = True
+            stage, item = stage_match.group(1), None
+        deps_match = re.match(r"^(    (?:  )?)deps:\s*$", line)  # a stage's, or its do:'s
+        if deps_match:
+            item = deps_match.group(1) + "  - "
             out.append(line)
             continue
-        if in_deps and not re.match(r"^      - ", line):
+        if item is not None and not line.startswith(item):
             if stage in expected:
-                out.extend(f"      - {path}" for path in expected[stage])
-            in_deps = False
-        if in_deps and re.match(r"^      - src/", line):
+                out.extend(f"{item}{path}" for path in expected[stage])
+            item = None
+        if item is not None and line.startswith(item + "src/"):
             continue
         out.append(line)
     return "\n".join(out) + "\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -58,12 +59,17 @@ GENERATED = (
     "metrics",
     "plots",
     "data/features",
+    "data/boundaries",
     "data/labels",
     "data/tuned",
     "data/studies",
     "data/regions",
     "data/hierarchy",
 )
+# ... but for the trained boundary models, which a copy has as a user's clone has them: the
+# models in Git, their training stages' lock entries and metrics (the training split is not
+# beside the copy, so `dvc repro --allow-missing` keeps them, as it does in a fresh clone).
+TRAINED = "train_boundaries"
 
 
 def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -90,10 +96,13 @@ def copy_project(repo: Path) -> Path:
     for name in listed.stdout.splitlines():
         source = REPO_ROOT / name
         generated = name.startswith(GENERATED) and not name.endswith(".gitignore")
-        if source.is_file() and not generated:
+        if source.is_file() and (not generated or name.startswith(f"metrics/{TRAINED}_")):
             target = repo / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    lock = yaml.safe_load((REPO_ROOT / "dvc.lock").read_text())
+    lock["stages"] = {k: v for k, v in lock["stages"].items() if k.startswith(f"{TRAINED}@")}
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     config = repo / "conf" / "config.yaml"
     config.write_text(config.read_text().replace("- tune: default", "- tune: quick"))
     return repo

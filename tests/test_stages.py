@@ -41,6 +41,7 @@ def make_workdir(tmp_path: Path, images: Path, **changes) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))
+    (work / "models").symlink_to(REPO_ROOT / "models")  # the trained boundary models
     return work
 
 
@@ -69,7 +70,7 @@ def leftovers(work: Path) -> list[str]:
 @pytest.mark.slow
 def test_all_stages_in_order(tmp_path, tiny_image_dir):
     work = make_workdir(tmp_path, tiny_image_dir, regions__method="clusters")
-    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
+    for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     labels = np.load(work / "data/labels/halves.npy")
@@ -166,7 +167,7 @@ def test_all_noise_and_no_valid_trial_still_render(tmp_path, tiny_image_dir):
         tune__space__dbscan={"min_samples": {"low": 4000, "high": 5000}},
         hierarchy__leaves="clusters",
     )
-    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render"):
+    for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     halves = read_table(work / "plots/images/cluster.csv")["halves"]

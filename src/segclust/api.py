@@ -45,7 +45,7 @@ from segclust.config import (
 __all__ = ["Segmentation", "cluster_and_score", "compose_config", "segment", "segment_with"]
 from segclust.features import feature_matrix
 from segclust.hierarchy import build_hierarchy, cut_hierarchy
-from segclust.presets import compose_params
+from segclust.presets import compose_params, preset
 from segclust.regions import segments_for
 from segclust.segmentation import Segmentation, cluster_and_score
 from segclust.smoothing import smooth_image
@@ -61,6 +61,7 @@ def segment(
     smoothing: str | dict[str, Any] = "none",
     regions: str | dict[str, Any] = "clusters",
     hierarchy: bool | str | dict[str, Any] = False,
+    boundary_model: str = "base",
     backend: str = "sklearn",
     seed: int = 0,
     silhouette_max_exact: int = MetricsConfig.silhouette_max_exact,
@@ -80,7 +81,9 @@ def segment(
     with ``min_area_fraction``, ``connectivity``) makes ``segments`` connected regions.
     ``hierarchy`` (``True``, a cut name — ``threshold``, ``relative``, ``regions`` — or a dict
     of ``conf/hierarchy`` keys) builds the region hierarchy and makes ``segments`` its cut
-    (:mod:`segclust.hierarchy`; the hierarchy itself is ``result.hierarchy``).
+    (:mod:`segclust.hierarchy`; the hierarchy itself is ``result.hierarchy``); with its
+    default learned edges, on the boundaries of ``boundary_model`` (an entry of
+    ``conf/boundaries/default.yaml``: ``base``, or ``cnn`` with the deep extra).
     """
     if hierarchy is True:
         hierarchy_config = HierarchyConfig.from_dict({})
@@ -115,8 +118,29 @@ def segment(
             {"method": smoothing} if isinstance(smoothing, str) else smoothing
         ),
         hierarchy=hierarchy_config,
+        boundaries={**preset("boundaries", "default"), "model": boundary_model},
     )
     return segment_with(image, config, hierarchy=bool(hierarchy))
+
+
+def learned_probability(image: np.ndarray, config: Config) -> np.ndarray:
+    """The learned boundary probability of ``image`` at the working size, with the model of
+    ``config.boundaries`` (``models/boundaries_<model>.npz`` under the working folder, else
+    under the checkout), as the ``boundaries`` stage makes it."""
+    from segclust.boundary_model import BoundariesConfig, boundary_maps, load_model
+    from segclust.presets import conf_dir
+
+    settings = BoundariesConfig.from_dict(config.boundaries)
+    path = settings.model_path()
+    if not path.is_file():
+        path = conf_dir().parent / path
+    model = load_model(path, "dvc repro train_boundaries")
+    device = "cpu"
+    if model.spec.cues.cnn_stages:
+        from segclust.learned import resolve_device
+
+        device = resolve_device(settings.device, "boundaries")
+    return boundary_maps(image, model, settings, device)[0]
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -147,6 +171,8 @@ def segment_with(image: np.ndarray, config: Config, *, hierarchy: bool = False) 
         segments = segments_for(result.labels, config.regions)
         return Segmentation(result.labels, result.metrics, result.feature_names, segments)
     leaves = result.labels if config.hierarchy.leaves == "clusters" else None
-    tree = build_hierarchy(image, config.smoothing, config.hierarchy, leaves)
+    learned = config.hierarchy.edges == "learned"
+    probability = learned_probability(image, config) if learned else None
+    tree = build_hierarchy(image, config.smoothing, config.hierarchy, leaves, probability)
     segments = cut_hierarchy(tree, config.hierarchy)
     return Segmentation(result.labels, result.metrics, result.feature_names, segments, tree)

@@ -26,7 +26,9 @@ def boundary_orientation(probability: np.ndarray, sigma: float = 2.0) -> np.ndar
     """The normal of the ridge through every pixel, in [0, π) radians (0 = along x).
 
     From the Hessian of the map smoothed at ``sigma`` pixels: the normal of a ridge is the
-    direction of strongest curvature, ``atan(Oyy · sign(−Oxy) / Oxx)`` (``edgesNms``).
+    direction of strongest curvature, ``atan(Oyy · sign(−Oxy) / Oxx)`` (``edgesNms``), with
+    the sign of 0 taken as 1 (an axis-aligned ridge has Oxy = 0 exactly; ``edgesNms`` would
+    give every horizontal ridge the normal of a vertical one).
     """
     import cv2
 
@@ -37,7 +39,7 @@ def boundary_orientation(probability: np.ndarray, sigma: float = 2.0) -> np.ndar
     oxy, oxx = np.gradient(ox)
     oyy = np.gradient(oy, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):  # flat map: 0/0, any normal will do
-        angle = np.arctan(oyy * np.sign(-oxy) / (oxx + np.float32(1e-5)))
+        angle = np.arctan(oyy * np.where(oxy > 0, -1, 1) / (oxx + np.float32(1e-5)))
     return np.mod(np.nan_to_num(angle, nan=0.0), np.pi).astype(np.float32)
 
 

@@ -183,15 +183,16 @@ def legend_handles(labels: np.ndarray, colours: np.ndarray, limit: int = 10) -> 
     return handles
 
 
-def ucm_panel(strength: np.ndarray, *, min_width: int) -> np.ndarray:
+def ucm_panel(strength: np.ndarray, *, min_width: int, gamma: float = 0.5) -> np.ndarray:
     """The ultrametric contour map as a picture: darker where a boundary survives to a higher
     level of the hierarchy (BSDS's way of showing a UCM), on white.
 
-    ``strength`` is the per-pixel boundary height (:func:`segclust.hierarchy.boundary_strength`);
-    it is scaled by its maximum, with a square root so that weak boundaries stay visible.
+    ``strength`` is the per-pixel boundary height (:func:`segclust.hierarchy.boundary_strength`)
+    or any boundary map; it is scaled by its maximum, to the power ``gamma`` (a square root by
+    default, so that weak boundaries stay visible).
     """
     top = float(strength.max(initial=0.0))
-    level = np.sqrt(strength / top) if top > 0 else np.zeros_like(strength)
+    level = (strength / top) ** gamma if top > 0 else np.zeros_like(strength)
     grey = np.round(255 * (1 - level)).astype(np.uint8)
     factor = upscale_factor(strength.shape[1], min_width)
     return enlarge(np.repeat(grey[:, :, None], 3, axis=2), factor)

@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from segclust.boundary_maps import thin_boundaries
-from segclust.boundary_model import BoundariesConfig, file_digest, load_model, probability_map
+from segclust.boundary_model import BoundariesConfig, boundary_maps, file_digest, load_model
 from segclust.config import Config
 from segclust.imageio import read_image
-from segclust.pixels import colour_channels, shrink_to, to_float01
 from segclust.stages._common import (
     BOUNDARIES_DIR,
     METRICS_DIR,
@@ -46,20 +44,6 @@ from segclust.tables import spread
 log = logging.getLogger("segclust")
 RETRAIN = "dvc repro train_boundaries"
 MODEL_RECORD = "model.json"
-
-
-def boundary_maps(photo: np.ndarray, model, config: BoundariesConfig, device: str) -> np.ndarray:
-    """float32 (2, h, w): the smoothed probability and its thin map, at the working size."""
-    import cv2
-
-    small = to_float01(shrink_to(colour_channels(photo), config.max_pixels))
-    probability = probability_map(model, small, device)
-    if config.smooth > 0:
-        probability = cv2.GaussianBlur(
-            probability, (0, 0), config.smooth, borderType=cv2.BORDER_REFLECT
-        )
-    thin = thin_boundaries(probability, smooth=0.0, radius=config.thin_radius)
-    return np.stack([probability, thin])
 
 
 def boundaries_image(

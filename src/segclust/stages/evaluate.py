@@ -10,7 +10,11 @@ For every image with ground truth in ``data.ground_truth`` (see
   (:mod:`segclust.boundaries`); DBSCAN noise counts as one more region;
 * the hierarchy is cut at ``hierarchy.thresholds`` levels, log-spaced over the merge heights
   of all evaluated images, for the BSDS tables' ODS (one level for every image) and OIS (the
-  best level per image: an oracle that reads the ground truth, reported, never used to cut).
+  best level per image: an oracle that reads the ground truth, reported, never used to cut);
+* the learned boundary map of the ``boundaries`` stage (its thin map) is scored as an edge
+  map, as Structured Edges and HED are published: the boundary benchmark at
+  ``EDGE_THRESHOLDS`` probabilities, ODS, OIS and AP (photos whose map is at another
+  working size than their ground truth are left out, and counted).
 
 Outputs: ``metrics/evaluate.json`` (the summary experiments are compared by: the spread of
 Covering over images, mean PRI and VI, pooled boundary F, per segment map, and the
@@ -30,6 +34,7 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundaries import (
+    berkeley_thresholds,
     boundary_counts_over_thresholds,
     boundary_scores,
     human_boundaries,
@@ -44,6 +49,7 @@ from segclust.hierarchy import Hierarchy, boundary_strength
 from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
 from segclust.report import rounded
 from segclust.stages._common import (
+    BOUNDARIES_DIR,
     HIERARCHY_DIR,
     IMAGES_DIR,
     METRICS_DIR,
@@ -58,6 +64,9 @@ from segclust.tables import read_table, spread
 
 log = logging.getLogger("segclust")
 SCORES = ("covering", "pri", "vi", "ari", "boundary_p", "boundary_r", "boundary_f")
+# probabilities at which the learned thin boundary map is scored (Berkeley's own 99 cost
+# 6 times as much and move ODS F by well under 0.01)
+EDGE_THRESHOLDS = berkeley_thresholds(15)
 MAPS = {
     "configured": REGIONS_DIR / "configured",
     "tuned": REGIONS_DIR / "tuned",
@@ -126,9 +135,22 @@ def _levels(stems: list[str], n: int) -> np.ndarray | None:
     return threshold_grid(low / 2, high, n) if 0 < low <= high else None
 
 
+def _edge_counts(stem: str, humans: list) -> np.ndarray | None:
+    """Boundary counts of the learned thin map at EDGE_THRESHOLDS, or None (no map, or one at
+    another size than the ground truth)."""
+    path = BOUNDARIES_DIR / f"{stem}.npy"
+    if not path.exists():
+        return None
+    thin = np.load(path, mmap_mode="r")[1]
+    if thin.shape != humans[0].shape:
+        return None
+    return boundary_counts_over_thresholds(np.asarray(thin), humans, EDGE_THRESHOLDS)
+
+
 def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple:
     """One image against its annotators: (stem, scores per map, boundary counts per map,
-    region scores and boundary counts at every level, or None)."""
+    region scores and boundary counts at every level, or None, and the learned edge map's
+    boundary counts, or None)."""
     annotations = find_ground_truth(gt_root, stem)
     humans = human_boundaries(annotations)
     entry: dict = {"n_annotators": len(annotations)}
@@ -141,22 +163,24 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
             entry[which], image_counts[which] = _flat_scores(np.load(path), annotations, humans)
         except ValueError as exc:
             raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
+    edges = _edge_counts(stem, humans)
     ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
     if levels is None or not ucm_path.exists():
-        return stem, entry, image_counts, None, None
+        return stem, entry, image_counts, None, None, edges
     hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
     regions = region_scores_by_level(hierarchy, annotations, levels)
     # a pixel is on the cut's boundary at t when its strength is > t (next float)
     boundaries = boundary_counts_over_thresholds(
         boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
     )
-    return stem, entry, image_counts, regions, boundaries
+    return stem, entry, image_counts, regions, boundaries, edges
 
 
 def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
     """The annotations and every map scored."""
     maps = [folder / f"{stem}.npy" for folder in MAPS.values()]
-    return stem, [*ground_truth_files(gt_root, stem), *maps, HIERARCHY_DIR / "ucm" / f"{stem}.npy"]
+    more = [HIERARCHY_DIR / "ucm" / f"{stem}.npy", BOUNDARIES_DIR / f"{stem}.npy"]
+    return stem, [*ground_truth_files(gt_root, stem), *maps, *more]
 
 
 def main(config: Config) -> None:
@@ -173,11 +197,11 @@ def main(config: Config) -> None:
     levels = _levels(with_truth, config.hierarchy.thresholds)
     per_image: dict[str, dict] = {}
     counts: dict[str, list] = {which: [] for which in MAPS}
-    level_regions, level_boundaries = [], []
+    level_regions, level_boundaries, edge_counts = [], [], []
     with logging_redirect_tqdm():
         # every image's level scores depend on the levels, which depend on every image
         extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
-        for stem, entry, image_counts, regions, boundaries in map_cached(
+        for stem, entry, image_counts, regions, boundaries, edges in map_cached(
             "evaluate",
             config,
             with_truth,
@@ -191,6 +215,8 @@ def main(config: Config) -> None:
             if regions is not None:
                 level_regions.append(regions)
                 level_boundaries.append(boundaries)
+            if edges is not None:
+                edge_counts.append(edges)
             per_image[stem] = entry
             log.info(
                 "%s: %s",
@@ -222,6 +248,16 @@ def main(config: Config) -> None:
             "ois": {k: rounded(ois[k]) for k in ("covering", "pri", "vi")}
             | {"boundary_f": rounded(bound.ois_f)},
             "boundary_ap": rounded(bound.ap),
+        }
+    if edge_counts:
+        edge = boundary_scores(np.stack(edge_counts), EDGE_THRESHOLDS)
+        summary["learned_boundaries"] = {
+            "images": len(edge_counts),
+            "images_other_size": len(per_image) - len(edge_counts),
+            "ods_f": rounded(edge.ods_f),
+            "ois_f": rounded(edge.ois_f),
+            "ap": rounded(edge.ap),
+            "ods_threshold": rounded(edge.ods_threshold),
         }
     if not per_image:
         log.info("no ground truth found in %s; nothing to evaluate", gt_root)

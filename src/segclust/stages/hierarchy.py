@@ -1,14 +1,18 @@
 """Stage ``hierarchy``: the cascade. Per image, a region hierarchy stored as its ultrametric
 contour map, and the configured cut of it (:mod:`segclust.hierarchy`).
 
-Leaves are watershed basins of the boundary strength (``hierarchy.leaves: watershed``) or the
-tuned clusters of the ``tune`` stage (the configured ones where tuning found none), each
-connected piece a leaf (``clusters``). A stage of its own after ``regions``: sweeping the cut
+Boundary strength is the learned boundary probability of the ``boundaries`` stage
+(``hierarchy.edges: learned``, the default; the hierarchy is then built at the maps' working
+resolution) or the hand-made Sobel colour gradient (``gradient``). Leaves are watershed
+basins of the boundary strength (``hierarchy.leaves: watershed``) or the tuned clusters of
+the ``tune`` stage (the configured ones where tuning found none), each connected piece a
+leaf (``clusters``). A stage of its own after ``regions``: sweeping the cut
 (``dvc exp run -S hierarchy.cut=regions``) re-runs only this stage, ``render`` and ``evaluate``.
 
 Outputs: ``data/hierarchy/ucm/<stem>.npy`` (float32 (2, H, W): the UCM, any level can be cut
 from it), ``data/hierarchy/cut/<stem>.npy`` (int32 labels of the configured cut) and
-``metrics/hierarchy.json`` (the spread of regions and levels over images) and
+``metrics/hierarchy.json`` (the spread of regions and levels over images, and with learned
+edges the boundary model's name and SHA-256, also part of every per-image cache key) and
 ``plots/images/hierarchy.csv`` (regions of the cut and levels of the hierarchy, per image).
 """
 
@@ -23,9 +27,11 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
+from segclust.errors import ModelFileError
 from segclust.hierarchy import build_hierarchy, cut_hierarchy
 from segclust.imageio import read_image
 from segclust.stages._common import (
+    BOUNDARIES_DIR,
     COUNTS,
     FEATURES_DIR,
     HIERARCHY_DIR,
@@ -35,6 +41,7 @@ from segclust.stages._common import (
     atomic_dir,
     feature_entries,
     map_cached,
+    read_json,
     run_stage,
     save_npy,
     write_json,
@@ -58,7 +65,8 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     settings = config.hierarchy
     image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
     leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
-    hierarchy = build_hierarchy(image, config.smoothing, settings, leaves)
+    probability = _probability(stem) if settings.edges == "learned" else None
+    hierarchy = build_hierarchy(image, config.smoothing, settings, leaves, probability)
     cut = cut_hierarchy(hierarchy, settings)
     for sub in ("ucm", "cut"):
         (out / sub).mkdir(exist_ok=True)
@@ -68,19 +76,41 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     return stem, counts, round(time.perf_counter() - started, 3)
 
 
-def _inputs(entry: tuple[str, dict], leaves: str) -> tuple[str, list[Path]]:
-    """The photo and its sidecar, and the cluster labels when they are the leaves."""
+def _probability(stem: str) -> np.ndarray:
+    """The learned boundary probability of the ``boundaries`` stage (its map [0])."""
+    return np.load(BOUNDARIES_DIR / f"{stem}.npy", mmap_mode="r")[0]
+
+
+def _inputs(entry: tuple[str, dict], leaves: str, edges: str) -> tuple[str, list[Path]]:
+    """The photo and its sidecar, the cluster labels when they are the leaves, the learned
+    boundary map when it is the boundary strength."""
     stem, sidecar = entry
     inputs = [Path(sidecar["source"]), FEATURES_DIR / f"{stem}.json"]
     if leaves == "clusters":
         inputs += [TUNED_DIR / f"{stem}.npy", LABELS_DIR / f"{stem}.npy"]
+    if edges == "learned":
+        inputs.append(BOUNDARIES_DIR / f"{stem}.npy")
     return stem, inputs
+
+
+def boundary_model_record() -> dict:
+    """Which boundary model made the maps (``data/boundaries/model.json``), or a one-line
+    error saying how to make them."""
+    path = BOUNDARIES_DIR / "model.json"
+    if not path.is_file():
+        raise ModelFileError(
+            f"hierarchy.edges=learned needs the learned boundary maps of the boundaries stage "
+            f"({path} is missing); run `dvc repro boundaries` (it needs a trained model, "
+            "models/boundaries_<boundaries.model>.npz), or use hierarchy=gradient"
+        )
+    return read_json(path)
 
 
 def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
     settings = config.hierarchy
+    model = boundary_model_record() if settings.edges == "learned" else None
     with atomic_dir(HIERARCHY_DIR) as out, logging_redirect_tqdm():
         for sub in ("ucm", "cut"):
             (out / sub).mkdir()
@@ -89,9 +119,10 @@ def main(config: Config) -> None:
             "hierarchy",
             config,
             entries,
-            inputs_of=partial(_inputs, leaves=settings.leaves),
+            inputs_of=partial(_inputs, leaves=settings.leaves, edges=settings.edges),
             image_fn=partial(hierarchy_image, config=config),
             outs={"out": out},
+            extra=None if model is None else {"boundary_model": model["sha256"]},
         ):
             per_image[stem] = counts
             timings[stem] = seconds
@@ -104,11 +135,14 @@ def main(config: Config) -> None:
             )
     summary = {
         "cut": settings.cut,
+        "edges": settings.edges,
         "leaves": settings.leaves,
         "images": len(per_image),
         "regions": spread((e["regions"] for e in per_image.values()), COUNTS),
         "levels": spread((e["levels"] for e in per_image.values()), ("mean",)),
     }
+    if model is not None:
+        summary["boundary_model"] = {k: model[k] for k in ("model", "sha256", "device")}
     write_table("hierarchy", per_image, first=("regions", "levels"))
     write_json(METRICS_DIR / "hierarchy.json", summary)
     write_timings("hierarchy", timings)

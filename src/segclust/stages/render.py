@@ -34,6 +34,7 @@ from segclust.render import (
     ucm_panel,
 )
 from segclust.stages._common import (
+    BOUNDARIES_DIR,
     FEATURES_DIR,
     HIERARCHY_DIR,
     REGIONS_DIR,
@@ -117,6 +118,7 @@ def _inputs(entry: tuple[str, dict]) -> tuple[str, list[Path]]:
         TUNED_DIR / f"{stem}.yaml",
         HIERARCHY_DIR / "ucm" / f"{stem}.npy",
         HIERARCHY_DIR / "cut" / f"{stem}.npy",
+        BOUNDARIES_DIR / f"{stem}.npy",
     ]
 
 
@@ -135,15 +137,25 @@ def _hierarchy_picture(stem: str, rgb: np.ndarray, config: Config) -> np.ndarray
     cut = np.load(HIERARCHY_DIR / "cut" / f"{stem}.npy")
     settings = config.hierarchy
     value = ", ".join(f"{k}={v:g}" for k, v in settings.cut_params.items())
-    return side_by_side(
-        [
+    panels = []
+    if settings.edges == "learned":
+        thin = np.load(BOUNDARIES_DIR / f"{stem}.npy", mmap_mode="r")[1]
+        if thin.shape != ucm.shape[1:]:  # built at the working size: shown at the photo's
+            thin = cv2.resize(np.asarray(thin), ucm.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
+        panels.append(
             captioned(
-                ucm_panel(boundary_strength(ucm), min_width=config.render.min_width),
-                "hierarchy (UCM)",
-            ),
-            captioned(_contours(rgb, cut, config), f"cut at {value}: {int(cut.max()) + 1} regions"),
-        ]
-    )
+                ucm_panel(np.asarray(thin), min_width=config.render.min_width, gamma=1.0),
+                "learned boundaries (thinned)",
+            )
+        )
+    panels += [
+        captioned(
+            ucm_panel(boundary_strength(ucm), min_width=config.render.min_width),
+            f"hierarchy on {settings.edges} edges (UCM)",
+        ),
+        captioned(_contours(rgb, cut, config), f"cut at {value}: {int(cut.max()) + 1} regions"),
+    ]
+    return side_by_side(panels)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

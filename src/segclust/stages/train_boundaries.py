@@ -72,10 +72,16 @@ class TrainSettings:
 
     @classmethod
     def load(cls, path: Path, name: str | None = None) -> TrainSettings:
+        """From a ``params.yaml``."""
         try:
             params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: not found (run from the project root)") from exc
+        return cls.load_dict(params, name)
+
+    @classmethod
+    def load_dict(cls, params: dict[str, Any], name: str | None = None) -> TrainSettings:
+        """From the composed parameters."""
         boundaries = BoundariesConfig.from_dict(params.get("boundaries") or {})
         name = name or boundaries.model
         if name not in boundaries.models:
