@@ -57,7 +57,8 @@ def run_one(pixels: int, queue: Any, edges: str = "gradient", model: str = "base
     seconds: dict[str, float] = {}
     probability = None
     if edges == "learned":
-        from segclust.boundary_model import BoundariesConfig, boundary_maps, load_model
+        from segclust.boundary_maps import boundary_maps
+        from segclust.boundary_model import BoundariesConfig, load_model
 
         boundaries = BoundariesConfig.from_dict({**conf("boundaries", "default"), "model": model})
         started = time.perf_counter()

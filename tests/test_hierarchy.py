@@ -44,7 +44,9 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 def noisy_hierarchy(seed: int = 3) -> Hierarchy:
     rng = np.random.default_rng(seed)
     image = rng.random((40, 56, 3)).astype(np.float32)
-    return Hierarchy.from_ucm(build_ucm(image, image, HierarchyConfig(leaf_area=8)))
+    return Hierarchy.from_ucm(
+        build_ucm(image, image, HierarchyConfig(edges="gradient", leaf_area=8))
+    )
 
 
 @pytest.mark.parametrize("gradient_weight", [0.0, 2.0])
@@ -53,7 +55,7 @@ def test_known_regions_are_one_level_of_the_hierarchy(gradient_weight, seed):
     """Exact, pixel for pixel. (A gradient weighted 4 or more moves the point where the four
     quadrants meet by a pixel or two: the Sobel response is strongest across the corner.)"""
     image, truth = quadrants(seed=seed)
-    settings = HierarchyConfig(leaf_area=20, gradient_weight=gradient_weight)
+    settings = HierarchyConfig(edges="gradient", leaf_area=20, gradient_weight=gradient_weight)
     ucm = build_ucm(image, image, settings)
     hierarchy = Hierarchy.from_ucm(ucm)
     cuts = [hierarchy.cut(t) for t in hierarchy.levels]
@@ -125,7 +127,7 @@ def test_watershed_leaves_have_about_the_requested_area():
 
 def test_flat_image_gives_one_region_and_a_zero_ucm():
     flat = np.full((16, 20, 3), 0.5, np.float32)
-    ucm = build_ucm(flat, flat, HierarchyConfig())
+    ucm = build_ucm(flat, flat, HierarchyConfig(edges="gradient"))
     assert not ucm.any()
     hierarchy = Hierarchy.from_ucm(ucm)
     assert hierarchy.cut(1.0).max() == 0 and hierarchy.cut_regions(5).max() == 0
@@ -134,11 +136,17 @@ def test_flat_image_gives_one_region_and_a_zero_ucm():
 def test_every_registered_cut_runs_and_the_relative_cut_ignores_contrast():
     hierarchy = noisy_hierarchy()
     for name in CUTS:
-        labels = cut_hierarchy(hierarchy, HierarchyConfig.from_dict({"cut": name}))
+        labels = cut_hierarchy(
+            hierarchy, HierarchyConfig.from_dict({"edges": "gradient", "cut": name})
+        )
         assert labels.shape == hierarchy.shape and labels.min() == 0
-    relative = HierarchyConfig.from_dict({"cut": "relative", "relative_threshold": 2.0})
+    relative = HierarchyConfig.from_dict(
+        {"edges": "gradient", "cut": "relative", "relative_threshold": 2.0}
+    )
     middle = float(np.median(hierarchy.levels))
-    fixed = HierarchyConfig.from_dict({"cut": "threshold", "threshold": middle})
+    fixed = HierarchyConfig.from_dict(
+        {"edges": "gradient", "cut": "threshold", "threshold": middle}
+    )
     doubled = Hierarchy.from_ucm(hierarchy.ucm * 2)
     # an internal criterion reads the image's own contrast: doubling every height changes nothing
     np.testing.assert_array_equal(
@@ -155,7 +163,7 @@ def test_regions_cut_gives_the_requested_count():
 
 def test_same_input_same_bytes():
     image, _ = quadrants(seed=4)
-    settings = HierarchyConfig()
+    settings = HierarchyConfig(edges="gradient")
     one = build_hierarchy((image * 255).astype(np.uint8), SmoothingConfig(), settings).ucm
     two = build_hierarchy((image * 255).astype(np.uint8), SmoothingConfig(), settings).ucm
     assert one.tobytes() == two.tobytes()
@@ -166,7 +174,9 @@ def test_sixteen_bit_grey_and_rgba_photos_work():
     grey16 = (image.mean(axis=2) * 65535).astype(np.uint16)
     rgba = np.dstack([(image * 255).astype(np.uint8), np.full(truth.shape, 255, np.uint8)])
     for photo in (grey16, rgba):
-        ucm = build_hierarchy(photo, SmoothingConfig(), HierarchyConfig(leaf_area=20)).ucm
+        ucm = build_hierarchy(
+            photo, SmoothingConfig(), HierarchyConfig(edges="gradient", leaf_area=20)
+        ).ucm
         assert ucm.shape == (2, *truth.shape) and ucm.any()
 
 
@@ -189,7 +199,9 @@ def test_bad_hierarchy_params_are_config_errors(given, text):
 
 
 def test_only_the_chosen_cuts_parameter_is_kept():
-    config = HierarchyConfig.from_dict({"cut": "regions", "n_regions": 7, "threshold": 5.0})
+    config = HierarchyConfig.from_dict(
+        {"edges": "gradient", "cut": "regions", "n_regions": 7, "threshold": 5.0}
+    )
     assert config.cut_params == {"n_regions": 7}
 
 
@@ -197,7 +209,9 @@ def test_large_photos_are_built_at_the_working_resolution_and_cut_at_full_size()
     image, truth = quadrants(seed=2)
     big = np.repeat(np.repeat((image * 255).astype(np.uint8), 4, axis=0), 4, axis=1)
     big_truth = np.repeat(np.repeat(truth, 4, axis=0), 4, axis=1)
-    settings = HierarchyConfig(leaf_area=20, gradient_weight=2.0, max_pixels=48 * 48)
+    settings = HierarchyConfig(
+        edges="gradient", leaf_area=20, gradient_weight=2.0, max_pixels=48 * 48
+    )
     hierarchy = build_hierarchy(big, SmoothingConfig(), settings)
     assert hierarchy.shape == big_truth.shape and hierarchy.ucm.shape == (2, 192, 192)
     assert same_partition(hierarchy.cut_regions(4), big_truth)
@@ -209,3 +223,52 @@ def test_large_photos_are_built_at_the_working_resolution_and_cut_at_full_size()
         np.testing.assert_array_equal(strength > t, boundary_map(hierarchy.cut(t)))
         # the stored UCM rebuilds the same cuts
         assert same_partition(Hierarchy.from_ucm(hierarchy.ucm).cut(t), hierarchy.cut(t))
+
+
+# --- learned edges: the hierarchy on a boundary probability map --------------------------------
+
+
+def covering(labels: np.ndarray, truth: np.ndarray) -> float:
+    from segclust.evaluation import segmentation_covering
+
+    return segmentation_covering(labels, truth)
+
+
+def soft_boundaries(truth: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A classifier-like probability map of ``truth``'s boundaries: blurred, with noise."""
+    import cv2
+
+    on = boundary_map(truth).astype(np.float32)
+    blurred = cv2.GaussianBlur(on, (0, 0), 1.0)
+    noise = np.random.default_rng(seed).uniform(0, 0.1, truth.shape).astype(np.float32)
+    return np.clip(blurred / blurred.max() + noise, 0, 1)
+
+
+@pytest.mark.parametrize("colour_weight", [0.0, 0.4])
+def test_known_regions_are_one_level_of_the_learned_hierarchy(colour_weight):
+    image, truth = quadrants(seed=5)
+    settings = HierarchyConfig(edges="learned", leaf_area=20, colour_weight=colour_weight)
+    photo = (image * 255).astype(np.uint8)
+    hierarchy = build_hierarchy(photo, SmoothingConfig(), settings, None, soft_boundaries(truth))
+    # the regions, up to the one-pixel ridge the watershed gives to one side or the other
+    assert covering(hierarchy.cut_regions(4), truth) > 0.95
+    assert hierarchy.cut(hierarchy.levels[-1]).max() == 0
+    # heights are probabilities (mixed with colour / 100): a threshold in (0, 1) cuts them
+    assert 0 < hierarchy.levels[0] and hierarchy.levels[-1] < 1.5
+
+
+def test_learned_edges_build_at_the_maps_size_and_cut_at_the_photos():
+    image, truth = quadrants(seed=6)
+    big = np.repeat(np.repeat((image * 255).astype(np.uint8), 3, axis=0), 3, axis=1)
+    settings = HierarchyConfig(edges="learned", leaf_area=20, colour_weight=0.0)
+    hierarchy = build_hierarchy(big, SmoothingConfig(), settings, None, soft_boundaries(truth))
+    assert hierarchy.shape == big.shape[:2]
+    assert covering(hierarchy.cut_regions(4), np.repeat(np.repeat(truth, 3, 0), 3, 1)) > 0.95
+
+
+def test_learned_edges_need_their_map():
+    image, _ = quadrants()
+    with pytest.raises(ValueError, match=r"edges=learned needs the learned boundary"):
+        build_hierarchy(image, SmoothingConfig(), HierarchyConfig(edges="learned"))
+    with pytest.raises(ConfigError, match=r"hierarchy\.edges: unknown value 'sobel'"):
+        HierarchyConfig.from_dict({"edges": "sobel"})

@@ -15,11 +15,10 @@ import yaml
 
 from segclust.boundaries import boundary_map
 from segclust.boundary_cues import CueSpec, cue_stack, half_disc_tensor, tensor_extremes
-from segclust.boundary_maps import thin_boundaries
+from segclust.boundary_maps import boundary_maps, thin_boundaries
 from segclust.boundary_model import (
     BoundariesConfig,
     BoundaryModel,
-    boundary_maps,
     boundary_targets,
     load_model,
     model_bytes,
@@ -211,10 +210,10 @@ def test_a_training_folder_without_ground_truth(training_folder):
 def test_photos_and_ground_truth_that_do_not_pair_up(training_folder):
     images, truth = training_folder / "images", training_folder / "truth"
     (truth / "img1.png").rename(truth / "other.png")
-    with pytest.raises(TrainingDataError, match="no ground truth for 1 of the photos.*img1"):
+    with pytest.raises(TrainingDataError, match=r"no ground truth for 1 of the photos.*img1"):
         training_pairs(images, truth, IMAGE_EXTENSIONS)
     (images / "img1.png").unlink()
-    with pytest.raises(TrainingDataError, match="match no photo.*other"):
+    with pytest.raises(TrainingDataError, match=r"match no photo.*other"):
         training_pairs(images, truth, IMAGE_EXTENSIONS)
 
 
@@ -295,7 +294,7 @@ def rewrite_header(source: Path, target: Path, change) -> Path:
     ("make", "text"),
     [
         (lambda p: p, "no boundary model here; train one with `dvc repro train_boundaries`"),
-        (lambda p: p.write_bytes(b"\x00" * 100) or p, "not a segclust boundary model"),
+        (lambda p: (p.write_bytes(b"\x00" * 100), p)[1], "not a segclust boundary model"),
         (lambda p: np.savez(p, weights=np.zeros(3)) or p, "not a segclust boundary model"),
         (
             lambda p: rewrite_header(BASE_MODEL, p, lambda h: h["libraries"].update(numpy="1.0")),

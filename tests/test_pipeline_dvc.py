@@ -7,6 +7,7 @@ its caches.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -41,7 +42,9 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 # Every stage but the training of the boundary models, whose data a copy does not have:
 # `dvc repro --force` would retrain them.
-PIPELINE = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate")
+PIPELINE = (
+    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +216,42 @@ def test_exp_run_with_a_hydra_override(repo):
     assert read_table(repo / "plots/images/cluster.csv")["halves"]["algorithm"] == "dbscan"
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     assert "metrics/cluster.json" in diff
+
+
+def test_a_retrained_boundary_model_reruns_what_reads_it(repo):
+    """The models are DVC outputs like any other: retraining one (here on a small split of
+    synthetic photos inside the repository) reruns the maps, the hierarchy and what reads
+    them, not the clustering; the new model's digest is in the metrics."""
+    from tests.test_learned_boundaries import regions_photo
+
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline results", check=False)
+    assert "Running stage" not in dvc(repo, "repro").stdout  # nothing changed, nothing runs
+    committed = hashlib.sha256((repo / "models/boundaries_base.npz").read_bytes()).hexdigest()
+    for i in range(3):
+        photo, labels = regions_photo(i)
+        write_image(repo / "train" / "images" / f"p{i}.png", photo)
+        write_image(repo / "train" / "truth" / f"p{i}.png", labels.astype("uint8"))
+    sh(repo, "git", "add", "train")
+    sh(repo, "git", "commit", "-qm", "a small training split")
+    result = dvc(
+        repo, "exp", "run", "-n", "retrained",
+        "-S", "boundaries.train.images=train/images",
+        "-S", "boundaries.train.ground_truth=train/truth",
+        "-S", "boundaries.train.pixels_per_image=400", "-S", "boundaries.train.texton_pixels=200",
+    )  # fmt: skip
+    for stage in ("train_boundaries@base", "boundaries", "hierarchy", "render", "evaluate"):
+        assert f"Running stage '{stage}'" in result.stdout, stage
+    for stage in ("features", "cluster", "tune", "regions"):
+        assert f"Running stage '{stage}'" not in result.stdout, stage
+    retrained = hashlib.sha256((repo / "models/boundaries_base.npz").read_bytes()).hexdigest()
+    assert retrained != committed
+    maps = json.loads((repo / "metrics/boundaries.json").read_text())
+    hierarchy = json.loads((repo / "metrics/hierarchy.json").read_text())
+    assert maps["sha256"] == hierarchy["boundary_model"]["sha256"] == retrained
+    assert maps["device"] == "cpu" and hierarchy["edges"] == "learned"
+    trained = json.loads((repo / "metrics/train_boundaries_base.json").read_text())
+    assert trained["images"] == 3 and trained["sha256"] == retrained
 
 
 # 4 experiments, a sweep of k: every stage they rerun differs between any two of them (two

@@ -25,7 +25,8 @@ def test_dvc_yaml_lists_exactly_each_stages_import_closure():
 
 def test_every_stage_module_is_covered():
     assert set(stage_deps.stage_modules()) == {
-        "features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+        "train_boundaries", "boundaries", "features", "cluster", "tune", "regions", "hierarchy",
+        "render", "evaluate",
     }  # fmt: skip
 
 
@@ -36,13 +37,28 @@ def _copy(tmp_path: Path) -> Path:
     return root
 
 
+def _drop(root: Path, stage: str, line: str) -> None:
+    """dvc.yaml without ``line`` in the definition of ``stage``."""
+    text = (root / "dvc.yaml").read_text()
+    start = text.index(f"\n  {stage}:\n")
+    (root / "dvc.yaml").write_text(text[:start] + text[start:].replace(line, "", 1))
+
+
 def test_a_missing_dep_is_reported(tmp_path):
     root = _copy(tmp_path)
-    text = (root / "dvc.yaml").read_text()
-    (root / "dvc.yaml").write_text(text.replace("      - src/segclust/texture.py\n", "", 1))
-    assert any(
-        "features: missing src/segclust/texture.py" in d for d in stage_deps.differences(root)
-    )
+    _drop(root, "features", "      - src/segclust/texture.py\n")
+    assert stage_deps.differences(root) == ["features: missing src/segclust/texture.py"]
+
+
+def test_a_foreach_stage_is_checked_and_rewritten_too(tmp_path):
+    root = _copy(tmp_path)
+    _drop(root, "train_boundaries", "        - src/segclust/boundary_cues.py\n")
+    assert stage_deps.differences(root) == [
+        "train_boundaries: missing src/segclust/boundary_cues.py"
+    ]
+    (root / "dvc.yaml").write_text(stage_deps.rewrite(root))
+    assert stage_deps.differences(root) == []
+    assert "        - src/segclust/boundary_cues.py\n" in (root / "dvc.yaml").read_text()
 
 
 def test_a_new_lazy_import_is_reported_and_make_deps_fixes_it(tmp_path):

@@ -127,7 +127,8 @@ def learned_probability(image: np.ndarray, config: Config) -> np.ndarray:
     """The learned boundary probability of ``image`` at the working size, with the model of
     ``config.boundaries`` (``models/boundaries_<model>.npz`` under the working folder, else
     under the checkout), as the ``boundaries`` stage makes it."""
-    from segclust.boundary_model import BoundariesConfig, boundary_maps, load_model
+    from segclust.boundary_maps import boundary_maps
+    from segclust.boundary_model import BoundariesConfig, load_model
     from segclust.presets import conf_dir
 
     settings = BoundariesConfig.from_dict(config.boundaries)

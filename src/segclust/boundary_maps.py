@@ -1,4 +1,4 @@
-"""Soft boundary maps made thin: orientation and non-maximum suppression.
+"""Boundary maps: a model's probability made thin (orientation, non-maximum suppression).
 
 A classifier's per-pixel boundary probability is a ridge a few pixels wide; the boundary
 benchmark and the watershed want it one pixel wide. As Structured Edges and HED do
@@ -20,6 +20,9 @@ samples by OpenCV's ``remap``). NumPy and OpenCV do the work.
 from __future__ import annotations
 
 import numpy as np
+
+from segclust.boundary_model import BoundariesConfig, BoundaryModel, probability_map
+from segclust.pixels import colour_channels, shrink_to, to_float01
 
 
 def boundary_orientation(probability: np.ndarray, sigma: float = 2.0) -> np.ndarray:
@@ -92,3 +95,21 @@ def thin_boundaries(
     if smooth > 0:
         p = cv2.GaussianBlur(p, (0, 0), smooth, borderType=cv2.BORDER_REFLECT)
     return non_maximum_suppression(p, boundary_orientation(p), radius=radius, border=border)
+
+
+def boundary_maps(
+    image: np.ndarray, model: BoundaryModel, config: BoundariesConfig, device: str = "cpu"
+) -> np.ndarray:
+    """A decoded photo's learned boundary maps at the working size (``config.max_pixels``):
+    float32 (2, h, w), the probability smoothed at ``config.smooth`` pixels and its thin map
+    (:func:`thin_boundaries`)."""
+    import cv2
+
+    photo = to_float01(shrink_to(colour_channels(np.asarray(image)), config.max_pixels))
+    probability = probability_map(model, photo, device)
+    if config.smooth > 0:
+        probability = cv2.GaussianBlur(
+            probability, (0, 0), config.smooth, borderType=cv2.BORDER_REFLECT
+        )
+    thin = thin_boundaries(probability, smooth=0.0, radius=config.thin_radius)
+    return np.stack([probability, thin])

@@ -419,27 +419,6 @@ def probability_map(model: BoundaryModel, photo: np.ndarray, device: str = "cpu"
     return model.probability(cue_stack(photo, model.spec.cues, model.textons, cnn))
 
 
-def boundary_maps(
-    image: np.ndarray, model: BoundaryModel, config: BoundariesConfig, device: str = "cpu"
-) -> np.ndarray:
-    """A decoded photo's learned boundary maps at the working size (``config.max_pixels``):
-    float32 (2, h, w), the probability smoothed at ``config.smooth`` pixels and its thin map
-    (:func:`segclust.boundary_maps.thin_boundaries`)."""
-    import cv2
-
-    from segclust.boundary_maps import thin_boundaries
-    from segclust.pixels import colour_channels, shrink_to, to_float01
-
-    photo = to_float01(shrink_to(colour_channels(np.asarray(image)), config.max_pixels))
-    probability = probability_map(model, photo, device)
-    if config.smooth > 0:
-        probability = cv2.GaussianBlur(
-            probability, (0, 0), config.smooth, borderType=cv2.BORDER_REFLECT
-        )
-    thin = thin_boundaries(probability, smooth=0.0, radius=config.thin_radius)
-    return np.stack([probability, thin])
-
-
 def _header(model: BoundaryModel) -> dict[str, Any]:
     return {
         "format": FORMAT,

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from segclust.boundary_model import BoundariesConfig, boundary_maps, file_digest, load_model
+from segclust.boundary_maps import boundary_maps
+from segclust.boundary_model import BoundariesConfig, file_digest, load_model
 from segclust.config import Config
 from segclust.imageio import read_image
 from segclust.stages._common import (
