@@ -138,7 +138,13 @@ def test_experiments_compose_the_seed_way_and_the_default_best():
     seed = compose_params(["+experiment=seed"])
     assert seed["features"]["name"] == "intensity"
     assert seed["smoothing"]["method"] == "none" and seed["regions"]["method"] == "clusters"
-    assert compose_params(["+experiment=best"]) == compose_params([])
+    best, default = compose_params(["+experiment=best"]), compose_params([])
+    # best is the default pipeline on the CNN-cue boundary model and its own hierarchy preset
+    assert best["boundaries"]["model"] == "cnn" and default["boundaries"]["model"] == "base"
+    assert best["hierarchy"] == compose_params(["hierarchy=cnn"])["hierarchy"]
+    assert best["hierarchy"] != default["hierarchy"]
+    for key in set(default) - {"boundaries", "hierarchy"}:
+        assert best[key] == default[key], key
 
 
 def test_committed_params_yaml_is_the_default_composition():

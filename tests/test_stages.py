@@ -200,7 +200,7 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
         data__ground_truth=str(truth),
         tune__space__kmeans={"n_clusters": {"low": 2, "high": 2}},
     )
-    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "evaluate"):
+    for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
@@ -239,7 +239,7 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         data__ground_truth=str(bsds / "groundTruth"),
         data__images=["100007.jpg", "100039.jpg"],
     )
-    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "evaluate"):
+    for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate"):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
@@ -301,7 +301,9 @@ def test_connected_regions_and_meanshift_through_the_stages(tmp_path, tiny_image
         regions={"method": "connected", "min_area_fraction": 0.05, "connectivity": 1},
         data__ground_truth=str(truth),
     )
-    for stage in ("features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"):
+    for stage in (
+        "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+    ):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     counts = json.loads((work / "metrics/regions.json").read_text())
@@ -366,7 +368,7 @@ def run_all(work: Path, stages: tuple[str, ...]) -> None:
         assert result.returncode == 0, result.stderr
 
 
-PARALLEL_STAGES = ("features", "cluster", "tune", "regions", "hierarchy", "render")
+PARALLEL_STAGES = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render")
 
 
 @pytest.mark.slow

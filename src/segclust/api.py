@@ -128,7 +128,7 @@ def learned_probability(image: np.ndarray, config: Config) -> np.ndarray:
     ``config.boundaries`` (``models/boundaries_<model>.npz`` under the working folder, else
     under the checkout), as the ``boundaries`` stage makes it."""
     from segclust.boundary_maps import boundary_maps
-    from segclust.boundary_model import BoundariesConfig, load_model
+    from segclust.boundary_model import BoundariesConfig, check_spec, load_model
     from segclust.presets import conf_dir
 
     settings = BoundariesConfig.from_dict(config.boundaries)
@@ -136,6 +136,7 @@ def learned_probability(image: np.ndarray, config: Config) -> np.ndarray:
     if not path.is_file():
         path = conf_dir().parent / path
     model = load_model(path, "dvc repro train_boundaries")
+    check_spec(model, settings.models[settings.model], path, settings.model)
     device = "cpu"
     if model.spec.cues.cnn_stages:
         from segclust.learned import resolve_device

@@ -15,7 +15,7 @@ farther than ``negative_distance`` pixels from every annotator's boundary. Both 
 equal numbers per image (class balance), with a seed made of the config's seed and the
 image's name, so the rows do not depend on the order or number of workers.
 
-The file (:func:`save_model`, :func:`load_model`) is a NumPy ``.npz``: plain arrays and a
+The file (:func:`model_bytes`, :func:`load_model`) is a NumPy ``.npz``: plain arrays and a
 JSON header, read with ``allow_pickle=False`` (a model file cannot run code), written with
 fixed zip timestamps (same model, same bytes). The header names the cues, the classifier and
 its parameters, the digest of the code that computes the cues and the versions of the
@@ -449,6 +449,24 @@ def model_bytes(model: BoundaryModel) -> bytes:
     return out.getvalue()
 
 
+def check_spec(model: BoundaryModel, spec: ModelSpec, path: str | Path, name: str) -> None:
+    """A ModelFileError when the model file was trained on other cues or another classifier
+    than ``boundaries.models.<name>`` now asks for (params changed, model not retrained)."""
+    have, want = model.spec.as_dict(), spec.as_dict()
+    if have != want:
+        differ = sorted(
+            f"{part}.{key}"
+            for part in ("cues", "classifier")
+            for key in set(have[part]) | set(want[part])
+            if have[part].get(key) != want[part].get(key)
+        )
+        raise _refuse(
+            Path(path),
+            f"trained with other settings than boundaries.models.{name} ({', '.join(differ)}); "
+            f"retrain it: `dvc repro train_boundaries@{name}`",
+        )
+
+
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a model file's bytes: the model's identity in caches and metrics."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -503,12 +521,3 @@ def load_model(path: str | Path, retrain: str = "dvc repro train_boundaries") ->
     except (KeyError, ValueError, IndexError) as exc:
         raise _refuse(path, f"incomplete model file ({type(exc).__name__}: {exc})") from exc
     return BoundaryModel(spec, textons, estimator, header.get("training") or {})
-
-
-def check_columns(model: BoundaryModel, columns: int, path: str | Path) -> None:
-    """A ModelFileError when the classifier expects another number of cue columns."""
-    expected = int(model.estimator[0].n_features_in_)
-    if expected != columns:
-        raise _refuse(
-            Path(path), f"its classifier reads {expected} cue columns, the cues have {columns}"
-        )

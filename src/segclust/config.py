@@ -426,11 +426,11 @@ EDGE_SOURCES = ("learned", "gradient")
 HIERARCHY_PARAMS: Mapping[str, Param] = {
     "edges": Param(str, "learned", choices=EDGE_SOURCES),
     "leaves": Param(str, "watershed", choices=LEAF_SOURCES),
-    "leaf_area": Param(int, 100, low=1, doc="pixels per watershed leaf"),
+    "leaf_area": Param(int, 400, low=1, doc="pixels per watershed leaf"),
     "gradient_sigma": Param(float, 1.0, low=0, low_open=True, doc="pixels"),
     "gradient_weight": Param(float, 2.0, low=0, doc="x Sobel/8, against the colour term"),
     "colour_weight": Param(
-        float, 0.85, low=0, high=1, doc="share of the leaves' colour difference"
+        float, 0.5, low=0, high=1, doc="share of the leaves' colour difference"
     ),
     "max_pixels": Param(int, 160_000, low=64, doc="working resolution of larger photos"),
     "thresholds": Param(int, 40, low=2, doc="levels scored for ODS/OIS by evaluate"),
@@ -447,10 +447,10 @@ class HierarchyConfig:
 
     edges: str = "learned"
     leaves: str = "watershed"
-    leaf_area: int = 100
+    leaf_area: int = 400
     gradient_sigma: float = 1.0
     gradient_weight: float = 2.0
-    colour_weight: float = 0.85
+    colour_weight: float = 0.5
     max_pixels: int = 160_000
     thresholds: int = 40
     cut: str = "threshold"

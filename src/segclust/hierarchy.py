@@ -350,19 +350,19 @@ CUTS: Mapping[str, Cut] = {
     for entry in (
         Cut(
             "threshold",
-            {"threshold": Param(float, 14.36, low=0, doc="L*a*b* units")},
+            {"threshold": Param(float, 0.3677, low=0, doc="merge height")},
             lambda h, p: h.cut(p["threshold"]),
             summary="one height for every image (chosen on the BSDS500 train split)",
         ),
         Cut(
             "relative",
-            {"relative_threshold": Param(float, 1.82, low=0, low_open=True, doc="× median")},
+            {"relative_threshold": Param(float, 0.985, low=0, low_open=True, doc="× median")},
             lambda h, p: h.cut(_relative_threshold(h, p)),
             summary="per image: a multiple of the median height of its finest boundaries",
         ),
         Cut(
             "regions",
-            {"n_regions": Param(int, 24, low=1, doc="regions")},
+            {"n_regions": Param(int, 12, low=1, doc="regions")},
             lambda h, p: h.cut_regions(p["n_regions"]),
             summary="per image: the level with the requested number of regions",
         ),

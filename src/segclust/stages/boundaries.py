@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundary_maps import boundary_maps
-from segclust.boundary_model import BoundariesConfig, file_digest, load_model
+from segclust.boundary_model import BoundariesConfig, check_spec, file_digest, load_model
 from segclust.config import Config
 from segclust.imageio import read_image
 from segclust.stages._common import (
@@ -94,6 +94,7 @@ def main(config: Config) -> None:
     settings = BoundariesConfig.from_dict(config.boundaries)
     model_path = settings.model_path()
     model = _model(str(model_path))  # a missing or foreign model fails here, once
+    check_spec(model, settings.models[settings.model], model_path, settings.model)
     device = resolve(settings, model)
     record = {
         "model": settings.model,
