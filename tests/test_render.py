@@ -73,6 +73,25 @@ def test_contours_follow_the_cluster_boundary():
     assert (rgb == 128).all(), "the input must not be drawn on"
 
 
+def test_outlines_cover_every_traced_boundary_pixel():
+    # smooth random regions (blurred noise, quantised), outlines 1 and 3 pixels wide
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.normal(size=(90, 120)), (0, 0), 6)
+    labels = np.digitize(noise, np.quantile(noise, [0.2, 0.45, 0.7, 0.9])).astype(np.int32)
+    labels[40:50, 10:30] = -1
+    colours = cluster_colours(5)
+    rgb = np.full((90, 120, 3), 128, np.uint8)
+    for thickness in (1, 3):
+        expected = rgb.copy()
+        masks = [(labels == k).astype(np.uint8) for k in range(5)]
+        traced = [cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0] for m in masks]
+        for contours in traced:
+            cv2.drawContours(expected, contours, -1, (0, 0, 0), thickness + 2)
+        for k, contours in enumerate(traced):
+            cv2.drawContours(expected, contours, -1, tuple(int(c) for c in colours[k]), thickness)
+        np.testing.assert_array_equal(draw_contours(rgb, labels, colours, thickness), expected)
+
+
 def test_contour_panel_enlarges_small_images():
     labels = np.zeros((10, 16), np.int32)
     labels[:, 8:] = 1

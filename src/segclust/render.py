@@ -60,12 +60,14 @@ def draw_contours(
     """Copy of ``rgb`` with each cluster's outline in the cluster's colour over a dark halo.
 
     ``cv2.findContours`` traces each cluster's mask; ``cv2.drawContours`` draws the traces.
+    The traces keep only the ends of straight runs: the lines between them cover the same
+    pixels as every boundary point would, in about half the time.
     """
     canvas = np.ascontiguousarray(rgb.copy())
     traced = []
     for k in range(int(labels.max(initial=NOISE)) + 1):
         mask = (labels == k).astype(np.uint8)
-        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         traced.append((contours, tuple(int(c) for c in colours[k])))
     # A dark halo first, so an outline stays visible on a region of its own colour.
     for contours, _ in traced:
