@@ -6,8 +6,9 @@ commit 1e87485: grey and cluster-map figures saved by ``savefig``, OpenCV Hershe
 Runs the stages ``features`` to ``hierarchy`` once in a scratch folder (the repository's
 params.yaml, ``tune.n_trials`` 3, the given images; ``--work`` reuses a folder where they
 ran), then times one image's four pictures both ways, alternately (the order flips every
-repeat), on one OpenCV thread, after one warm-up of each. Prints a Markdown table: the median
-seconds per image, old / ours, and the bytes of the four PNGs.
+repeat), on one OpenCV thread, after one warm-up of each. Prints a Markdown table (``--out``
+appends it to a file): the median seconds per image, old / ours, and the bytes of the four
+PNGs.
 
     python benchmarks/render_speed.py --images data/samples --repeats 5 \\
         --out benchmarks/results/render_speed.md
@@ -251,10 +252,10 @@ def measure(work: Path, repeats: int) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], repeats: int) -> str:
+def table(rows: list[dict], repeats: int, images: str) -> str:
     lines = [
-        f"Render stage, seconds per image (median of {repeats}, alternating, one OpenCV "
-        "thread; four PNGs each): `python benchmarks/render_speed.py`.",
+        f"Render stage on {images}, seconds per image (median of {repeats}, alternating, one "
+        "OpenCV thread; four PNGs each): `python benchmarks/render_speed.py`.",
         "",
         "| image | pixels | old (matplotlib figures) s | ours (arrays) s | old / ours "
         "| old KiB | ours KiB |",
@@ -280,7 +281,8 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=ROOT / "data" / "samples")
     parser.add_argument("--work", type=Path, help="a folder where the earlier stages ran")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--label", help="what the images are, for the table's first line")
+    parser.add_argument("--out", type=Path, help="also append the table to this file")
     args = parser.parse_args()
     out = args.out.resolve() if args.out else None  # measure() works inside the folder
     cv2.setNumThreads(1)
@@ -289,10 +291,15 @@ def main() -> None:
         if work is None:
             work = Path(tmp) / "work"
             prepare(args.images, work)
-        text = table(measure(work.resolve(), args.repeats), args.repeats)
+        params = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
+        images = Path(params["data"]["root"])
+        label = images.relative_to(ROOT) if images.is_relative_to(ROOT) else images.name
+        label = args.label or f"`{label}`"
+        text = table(measure(work.resolve(), args.repeats), args.repeats, label)
     print(text)
     if out:
-        out.write_text(text, encoding="utf-8")
+        with out.open("a", encoding="utf-8") as file:
+            file.write(text + "\n")
 
 
 if __name__ == "__main__":
