@@ -27,10 +27,12 @@ from segclust.pixels import to_display_rgb, to_grey
 from segclust.render import (
     captioned,
     cluster_colours,
-    cluster_map_figure,
+    cluster_map_picture,
     contour_panel,
-    grey_figure,
+    grey_picture,
+    png_bytes,
     side_by_side,
+    text_size,
     ucm_panel,
 )
 from segclust.stages._common import (
@@ -48,7 +50,8 @@ from segclust.stages._common import (
 )
 
 log = logging.getLogger("segclust")
-PNG_METADATA = {"Software": None}  # no version string: same bytes on every machine
+# zlib level 1, 'up' filter: fast and small (the trade-off: segclust.render.png_bytes)
+PNG_COMPRESSION = 1
 
 
 def render_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[str, float, str]:
@@ -64,24 +67,26 @@ def render_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[st
     configured_name = f"configured {config.cluster.algorithm}{suffix}"
     tuned_name = f"tuned {_tuned_algorithm(stem, config)}{suffix}"
 
-    fig = grey_figure(rgb, grey, title=stem, dpi=config.render.dpi)
-    fig.savefig(out / f"{stem}_grey.png", metadata=PNG_METADATA)
-    fig = cluster_map_figure(
+    size, min_width = text_size(config.render.dpi), config.render.min_width
+    grey_panels = grey_picture(rgb, grey, title=stem, min_width=min_width, size=size)
+    _write_png(out / f"{stem}_grey.png", grey_panels)
+    clusters = cluster_map_picture(
         [(configured_name, configured), (tuned_name, tuned)],
         cmap=config.render.cmap,
         title=f"{stem}: {config.features.name} features",
-        dpi=config.render.dpi,
+        min_width=min_width,
+        size=size,
     )
-    fig.savefig(out / f"{stem}_clusters.png", metadata=PNG_METADATA)
+    _write_png(out / f"{stem}_clusters.png", clusters)
 
     panels = [
-        captioned(_contours(rgb, labels, config), caption)
+        captioned(_contours(rgb, labels, config), caption, size=size)
         for caption, labels in ((configured_name, configured), (tuned_name, tuned))
         if labels is not None
     ]
     _write_png(out / f"{stem}_contours.png", side_by_side(panels))
     if (HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists():
-        _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config))
+        _write_png(out / f"{stem}_hierarchy.png", _hierarchy_picture(stem, rgb, config, size))
     drawn = (
         "configured + tuned"
         if tuned is not None
@@ -132,7 +137,7 @@ def _tuned_algorithm(stem: str, config: Config) -> str:
     return config.cluster.algorithm
 
 
-def _hierarchy_picture(stem: str, rgb: np.ndarray, config: Config) -> np.ndarray:
+def _hierarchy_picture(stem: str, rgb: np.ndarray, config: Config, size: int) -> np.ndarray:
     ucm = np.load(HIERARCHY_DIR / "ucm" / f"{stem}.npy")
     cut = np.load(HIERARCHY_DIR / "cut" / f"{stem}.npy")
     settings = config.hierarchy
@@ -146,21 +151,26 @@ def _hierarchy_picture(stem: str, rgb: np.ndarray, config: Config) -> np.ndarray
             captioned(
                 ucm_panel(np.asarray(thin), min_width=config.render.min_width, gamma=1.0),
                 "learned boundaries (thinned)",
+                size=size,
             )
         )
     panels += [
         captioned(
             ucm_panel(boundary_strength(ucm), min_width=config.render.min_width),
             f"hierarchy on {settings.edges} edges (UCM)",
+            size=size,
         ),
-        captioned(_contours(rgb, cut, config), f"cut at {value}: {int(cut.max()) + 1} regions"),
+        captioned(
+            _contours(rgb, cut, config),
+            f"cut at {value}: {int(cut.max()) + 1} regions",
+            size=size,
+        ),
     ]
     return side_by_side(panels)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"OpenCV could not write {path}")
+    path.write_bytes(png_bytes(rgb, PNG_COMPRESSION))
 
 
 def _contours(rgb: np.ndarray, labels: np.ndarray, config: Config) -> np.ndarray:
