@@ -80,4 +80,5 @@ def test_the_test_reports_used_the_train_settings():
 def load_model_digest(name: str) -> str:
     import hashlib
 
-    return hashlib.sha256((REPO_ROOT / "models" / f"boundaries_{name}.npz").read_bytes()).hexdigest()
+    model = REPO_ROOT / "models" / f"boundaries_{name}.npz"
+    return hashlib.sha256(model.read_bytes()).hexdigest()
