@@ -323,3 +323,29 @@ def test_trial_metrics_keep_the_exact_threshold():
     metrics = MetricsConfig(silhouette_max_exact=123)
     scored = TuneConfig().trial_metrics(metrics)
     assert scored == replace(metrics, silhouette_sample_size=1000, silhouette_reference_size=5000)
+
+
+def test_a_dask_stage_holds_a_bounded_window_of_futures():
+    """10,000 images must not be 10,000 futures on the scheduler: at most ``window`` are
+    submitted and unread at any time, and results still come back in input order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segclust.parallel import windowed
+
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def submit(item):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        return pool.submit(lambda: item * 2)
+
+    with ThreadPoolExecutor(3) as pool:
+        out = []
+        for future in windowed(submit, range(500), 8):
+            out.append(future.result())
+            with lock:
+                in_flight[0] -= 1
+    assert out == [i * 2 for i in range(500)]
+    assert peak[0] == 8

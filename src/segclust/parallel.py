@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+# Futures in flight per Dask worker: enough to keep every worker busy while the stage reads
+# results in order, few enough that 10,000 images are never 10,000 futures on the scheduler.
+WINDOW_PER_WORKER = 4
 
 
 def _one_thread(fn: Callable[[Item], Result], item: Item) -> Result:
@@ -82,6 +87,27 @@ def _dask_client(address: str | None, workers: int) -> Iterator[object]:
         yield client
 
 
+def windowed(
+    submit: Callable[[Item], object], items: Iterable[Item], window: int
+) -> Iterator[object]:
+    """``submit(item)`` for every item, at most ``window`` of them submitted and not yet
+    read: yields each returned future in input order, submitting the next item as one is
+    taken (so a stage of any size holds ``window`` futures, not one per image).
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     [f.result() for f in windowed(lambda x: pool.submit(abs, x), [-1, 2, -3], 2)]
+    [1, 2, 3]
+    """
+    pending: deque[object] = deque()
+    for item in items:
+        if len(pending) >= window:
+            yield pending.popleft()
+        pending.append(submit(item))
+    while pending:
+        yield pending.popleft()
+
+
 def map_images(
     fn: Callable[[Item], Result],
     items: Sequence[Item],
@@ -100,9 +126,13 @@ def map_images(
     try:
         if execution.engine == "dask" and items:
             with _dask_client(execution.address, workers) as client:
-                futures = client.map(partial(_one_thread, fn), items, pure=False)
-                for future in futures:
+                task = partial(_one_thread, fn)
+                cluster_workers = len(client.scheduler_info().get("workers", {})) or workers
+                window = WINDOW_PER_WORKER * max(cluster_workers, workers)
+                for future in windowed(lambda item: client.submit(task, item, pure=False),
+                                       items, window):  # fmt: skip
                     result = future.result()
+                    future.release()
                     bar.update()
                     yield result
             return
