@@ -43,7 +43,9 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("features", "cluster", "tune", "regions", "hierarchy", "render", "evaluate")
+STAGES = (
+    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+)  # fmt: skip
 SEGMENTING = STAGES[:-1]  # evaluate scores against people; a user without ground truth skips it
 SETTINGS = (
     ("joblib, 1 worker", {"jobs": 1}),
@@ -86,6 +88,8 @@ def write_params(work: Path, images: Path, truth: Path, execution: dict) -> None
     params["execution"] = {**params["execution"], **execution}
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (work / "models").exists():  # the committed boundary models (hierarchy.edges=learned)
+        (work / "models").symlink_to(ROOT / "models")
 
 
 def run_stages(work: Path, watch: list[int] = ()) -> tuple[dict[str, float], int]:
