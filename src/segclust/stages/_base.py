@@ -32,12 +32,27 @@ TIMINGS_DIR = METRICS_DIR / "timings"
 Settings = TypeVar("Settings")
 
 
+def log_level() -> int:
+    """The stages' log level: ``SEGCLUST_LOG`` (``debug``: one line per image as well;
+    ``info``, the default: one progress bar and a summary per stage, whatever the number of
+    images; ``warning``: problems only).
+
+    >>> import os; os.environ["SEGCLUST_LOG"] = "debug"; log_level() == logging.DEBUG
+    True
+    >>> del os.environ["SEGCLUST_LOG"]; log_level() == logging.INFO
+    True
+    """
+    name = os.environ.get("SEGCLUST_LOG", "info").strip().upper()
+    level = logging.getLevelName(name)
+    return level if isinstance(level, int) else logging.INFO
+
+
 def run_stage(
     name: str, body: Callable[[Settings], None], load: Callable[[Path], Settings]
 ) -> None:
     """Run ``body`` with the settings ``load`` reads from ``params.yaml``; user errors become
     one line, exit code 2."""
-    logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=log_level(), format=f"{name}: %(message)s", stream=sys.stderr)
     logging.captureWarnings(True)
     try:
         settings = load(PARAMS_FILE)

@@ -111,9 +111,7 @@ def main(config: Config) -> None:
             config,
             entries,
             inputs_of=_inputs,
-            image_fn=partial(
-                boundaries_image, config=config, model_path=model_path, device=device
-            ),
+            image_fn=partial(boundaries_image, config=config, model_path=model_path, device=device),
             outs={"out": out},
             extra=record,
         ):

@@ -80,7 +80,7 @@ def main(config: Config) -> None:
         ):
             per_image[stem] = scores
             timings[stem] = seconds
-            log.info("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
+            log.debug("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
     write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
     write_json(METRICS_DIR / "cluster.json", summarise(per_image))
     write_timings("cluster", timings)

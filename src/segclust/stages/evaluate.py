@@ -218,7 +218,7 @@ def main(config: Config) -> None:
             if edges is not None:
                 edge_counts.append(edges)
             per_image[stem] = entry
-            log.info(
+            log.debug(
                 "%s: %s",
                 stem,
                 ", ".join(

@@ -126,7 +126,7 @@ def main(config: Config) -> None:
             extra={str(i): state.digest() for i, state in fitted.items()} or None,
         ):
             timings[stem] = seconds
-            log.info("%s", line)
+            log.debug("%s", line)
     write_timings("features", timings)
 
 

@@ -126,7 +126,7 @@ def main(config: Config) -> None:
         ):
             per_image[stem] = counts
             timings[stem] = seconds
-            log.info(
+            log.debug(
                 "%s: %d levels, cut (%s) -> %d regions",
                 stem,
                 counts["levels"],

@@ -61,7 +61,7 @@ def main(config: Config) -> None:
                 entry[f"{which}_clusters"] = _count(labels)
                 entry[f"{which}_segments"] = _count(result)
             per_image[stem] = entry
-            log.info(
+            log.debug(
                 "%s: %s",
                 stem,
                 ", ".join(

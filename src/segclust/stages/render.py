@@ -108,7 +108,7 @@ def main(config: Config) -> None:
             outs={"out": out},
         ):
             timings[stem] = seconds
-            log.info("%s: rendered %s", stem, drawn)
+            log.debug("%s: rendered %s", stem, drawn)
     write_timings("render", timings)
 
 

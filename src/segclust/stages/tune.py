@@ -159,13 +159,13 @@ def _study_storage(config: Config, studies: Path, stem: str) -> str | None:
     url = config.execution.study_storage
     if url is None:
         path = (studies / f".{stem}.live.journal").resolve()
-        log.info("%s: %d trial workers share %s", stem, config.tune.workers, path)
+        log.debug("%s: %d trial workers share %s", stem, config.tune.workers, path)
         return str(path)
     try:
         optuna.delete_study(study_name=stem, storage=url)
     except KeyError:
         pass  # no earlier study of this image
-    log.info("%s: %d trial workers share study %r at %s", stem, config.tune.workers, stem, url)
+    log.debug("%s: %d trial workers share study %r at %s", stem, config.tune.workers, stem, url)
     return url
 
 
