@@ -1,0 +1,371 @@
+"""Ten thousand photos through one ``dvc repro``: wall time per stage, DVC's own share, peak
+memory per process, a no-op repro, and adding one photo.
+
+Two steps:
+
+    # 1. the photos, outside the project and never committed: crops, flips and rescales of
+    #    the BSDS500 photos at 0.05-0.15 MP, their human segmentations cut the same way
+    python benchmarks/scale_10k.py make --count 10000 --out ../scale10k --jobs 2
+    # 2. the whole pipeline on them (`dvc repro` in a throw-away clone of this repository's
+    #    last commit, default params, data.root and data.ground_truth pointed at them)
+    python benchmarks/scale_10k.py run --photos ../scale10k --engine joblib --jobs 2 \\
+        --out benchmarks/results/scale_10k.md
+
+``run`` streams DVC's output with a time stamp per line: a stage's span runs from DVC's
+``Running stage`` line to the next; the stage's own wall time is its ``done in N s`` line, so
+the rest of the span is DVC's (hashing the stage's dependencies and outputs, caching them,
+writing ``dvc.lock``). Memory: the resident set of every process of the run (DVC, the stage,
+its joblib or Dask workers) sampled every 0.2 s with psutil; the table gives the peak of each
+kind. Then, in the same clone: a second ``dvc repro`` (nothing to do), ``dvc status``,
+``dvc exp show``; one more photo added to the folder and ``dvc repro`` again, against that
+photo alone in a fresh clone.
+
+Nothing here is a test: numbers are measured, not asserted. ``make run`` of the project does
+not need any of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = (ROOT.parent / "shared/data/bsds500-train", ROOT.parent / "shared/data/bsds500")
+MEGAPIXELS = (0.05, 0.15)
+
+
+# --- make ----------------------------------------------------------------------------------------
+
+
+def _source_pairs(folders: list[Path]) -> list[tuple[Path, Path]]:
+    pairs = []
+    for folder in folders:
+        for image in sorted((folder / "images").glob("*.jpg")):
+            truth = folder / "groundTruth" / f"{image.stem}.mat"
+            if truth.is_file():
+                pairs.append((image, truth))
+    if not pairs:
+        raise SystemExit(f"no BSDS500 photos in {', '.join(map(str, folders))}")
+    return pairs
+
+
+def variant(photo: np.ndarray, labels: list[np.ndarray], seed: int):
+    """One crop (55-100 % of each side), maybe mirrored, rescaled to 0.05-0.15 MP; the
+    annotations cut and resized (nearest label) the same way."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width = photo.shape[:2]
+    h = round(height * rng.uniform(0.55, 1.0))
+    w = round(width * rng.uniform(0.55, 1.0))
+    top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+    flip = bool(rng.random() < 0.5)
+    scale = np.sqrt(rng.uniform(*MEGAPIXELS) * 1e6 / (h * w))
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+
+    def cut(a: np.ndarray, interpolation: int) -> np.ndarray:
+        a = a[top : top + h, left : left + w]
+        a = a[:, ::-1] if flip else a
+        return cv2.resize(np.ascontiguousarray(a), size, interpolation=interpolation)
+
+    smooth = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cut(photo, smooth), [cut(a.astype(np.uint16), cv2.INTER_NEAREST) for a in labels]
+
+
+def write_mat(path: Path, labels: list[np.ndarray]) -> None:
+    """A Berkeley ``groundTruth`` file: a 1×K struct array with each annotator's
+    ``Segmentation`` (what :func:`segclust.groundtruth.read_bsds_mat` reads)."""
+    import scipy.io
+
+    records = np.empty((1, len(labels)), dtype=[("Segmentation", object)])
+    for k, a in enumerate(labels):
+        records[0, k]["Segmentation"] = a.astype(np.uint16)
+    scipy.io.savemat(path, {"groundTruth": records}, do_compression=True)
+
+
+def make_one(task: tuple[int, Path, Path, Path]) -> None:
+    import cv2
+
+    from segclust.groundtruth import read_bsds_mat
+
+    index, image, truth, out = task
+    name = f"s{index:05d}"
+    photo, labels = variant(cv2.imread(str(image)), read_bsds_mat(truth), index)
+    cv2.imwrite(str(out / "images" / f"{name}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    write_mat(out / "groundTruth" / f"{name}.mat", labels)
+
+
+def make(count: int, out: Path, jobs: int, first: int = 0, sources=SOURCES) -> list[str]:
+    """Photos ``first`` .. ``first + count - 1`` (each one's seed is its number)."""
+    pairs = _source_pairs([Path(s) for s in sources])
+    for sub in ("images", "groundTruth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    tasks = [(i, *pairs[i % len(pairs)], out) for i in range(first, first + count)]
+    with ProcessPoolExecutor(jobs) as pool:
+        list(pool.map(make_one, tasks, chunksize=64))
+    return [f"s{i:05d}" for i in range(first, first + count)]
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def role(process: psutil.Process) -> str:
+    """What a process of the run is: dvc, the stage, or one of its workers."""
+    try:
+        line = " ".join(process.cmdline())
+    except psutil.Error:
+        return "other"
+    if "segclust.stages." in line:
+        return "stage"
+    if "loky" in line or "joblib" in line:
+        return "worker (joblib)"
+    if "distributed" in line or "dask" in line or "multiprocessing" in line:
+        return "worker (dask)"
+    if "dvc" in line:
+        return "dvc"
+    return "other"
+
+
+class Memory:
+    """Peak resident set per process of a process tree, sampled every 0.2 s."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peaks, self.roles = root, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(self.root)
+                for process in (parent, *parent.children(recursive=True)):
+                    with contextlib.suppress(psutil.Error):
+                        rss = process.memory_info().rss
+                        if process.pid not in self.roles:
+                            self.roles[process.pid] = role(process)
+                        self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+            time.sleep(0.2)
+
+    def by_role(self) -> dict[str, tuple[float, int]]:
+        """Role -> (peak GB of any one such process, how many there were)."""
+        out: dict[str, tuple[float, int]] = {}
+        for pid, peak in self.peaks.items():
+            name = self.roles.get(pid, "other")
+            gb, n = out.get(name, (0.0, 0))
+            out[name] = (max(gb, peak / 2**30), n + 1)
+        return out
+
+    def __enter__(self) -> Memory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def environment() -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)  # the stages' `python` must be this one
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def dvc(repo: Path, *args: str, watch: bool = False) -> tuple[float, list[tuple[float, str]], dict]:
+    """``dvc <args>`` in ``repo``: wall seconds, its output lines with their times (seconds
+    from the start), and with ``watch`` the peak memory per kind of process."""
+    command = [str(Path(sys.executable).parent / "dvc"), *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=repo, env=environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )  # fmt: skip
+    lines: list[tuple[float, str]] = []
+    memory = Memory(process.pid) if watch else contextlib.nullcontext()
+    with memory:
+        assert process.stdout is not None
+        for line in process.stdout:
+            for part in line.replace("\r", "\n").split("\n"):
+                if part.strip():
+                    lines.append((time.perf_counter() - started, part.rstrip()))
+        process.wait()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = "\n".join(text for _, text in lines[-30:])
+        raise SystemExit(f"dvc {' '.join(args)} failed after {seconds:.0f} s:\n{tail}")
+    return seconds, lines, (memory.by_role() if watch else {})
+
+
+def stage_spans(lines: list[tuple[float, str]], total: float) -> dict[str, dict[str, float]]:
+    """Per stage DVC ran: its span (Running stage .. next) and its own ``done in`` seconds."""
+    spans: dict[str, dict[str, float]] = {}
+    current = None
+    for at, text in lines:
+        started = re.match(r"Running stage '([^']+)'", text)
+        if started:
+            if current:
+                spans[current]["span"] = at - spans[current]["start"]
+            current = started.group(1)
+            spans[current] = {"start": at, "own": float("nan")}
+            continue
+        done = re.match(r"(\S+): done in ([\d.]+) s", text)
+        if done and current:
+            spans[current]["own"] = float(done.group(2))
+    if current:
+        spans[current]["span"] = total - spans[current]["start"]
+    return spans
+
+
+def clone(into: Path, images: Path, truth: Path, execution: dict) -> Path:
+    repo = into / "project"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["root"] = str(images)
+    params["data"]["ground_truth"] = str(truth)
+    params["execution"] = {**params["execution"], **execution}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
+
+
+def per_image_seconds(repo: Path) -> dict[str, float]:
+    """Sum over images of each stage's per-image seconds (metrics/timings)."""
+    out = {}
+    for path in sorted((repo / "metrics" / "timings").glob("*.json")):
+        out[path.stem] = sum(json.loads(path.read_text()).get("seconds", {}).values())
+    return out
+
+
+def run(args: argparse.Namespace, command: str) -> str:
+    images, truth = args.photos / "images", args.photos / "groundTruth"
+    photos = sorted(p.stem for p in images.glob("*.jpg"))
+    execution = {"jobs": args.jobs, "engine": args.engine}
+    lines_out = [
+        f"`{command}` at commit {_commit()}: {len(photos)} photos "
+        f"({MEGAPIXELS[0]}-{MEGAPIXELS[1]} MP crops, flips and rescales of BSDS500 photos, "
+        f"made by `scale_10k.py make`), default params, execution {execution}, "
+        f"{os.cpu_count()} cores.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        repo = clone(Path(tmp), images, truth, execution)
+        total, lines, memory = dvc(repo, "repro", "--allow-missing", watch=True)
+        spans = stage_spans(lines, total)
+        work = per_image_seconds(repo)
+        lines_out += [
+            f"**One `dvc repro`**: {total:.0f} s wall ({total / len(photos):.3f} s per photo).",
+            "",
+            "| stage | span s | stage's own s | DVC's s | per-image work s (sum) | "
+            "s / photo (span) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for stage, span in spans.items():
+            own = span["own"]
+            lines_out.append(
+                f"| {stage} | {span['span']:.0f} | {own:.0f} | {span['span'] - own:.0f} | "
+                f"{work.get(stage, float('nan')):.0f} | {span['span'] / len(photos):.3f} |"
+            )
+        dvc_share = total - sum(s["own"] for s in spans.values() if s["own"] == s["own"])
+        lines_out += [
+            f"| all | {total:.0f} | | {dvc_share:.0f} | | {total / len(photos):.3f} |",
+            "",
+            "Peak resident memory of any one process of each kind (how many there were):",
+            "",
+            "| process | peak GB | processes |",
+            "|---|---|---|",
+            *(f"| {k} | {gb:.2f} | {n} |" for k, (gb, n) in sorted(memory.items())),
+            "",
+        ]
+        noop, noop_lines, _ = dvc(repo, "repro", "--allow-missing")
+        ran = [t for _, t in noop_lines if t.startswith("Running stage")]
+        status, _, _ = dvc(repo, "status")
+        show, _, _ = dvc(repo, "exp", "show", "--json")
+        metrics, _, _ = dvc(repo, "metrics", "show")
+        lines_out += [
+            "| DVC command on the finished pipeline | s |",
+            "|---|---|",
+            f"| `dvc repro` again (no-op{'' if not ran else ': RAN ' + ', '.join(ran)}) "
+            f"| {noop:.1f} |",
+            f"| `dvc status` | {status:.1f} |",
+            f"| `dvc exp show --json` | {show:.1f} |",
+            f"| `dvc metrics show` | {metrics:.1f} |",
+            "",
+        ]
+        # one more photo: added to the folder, against that photo alone
+        extra = make(1, args.photos, 1, first=len(photos) + 100_000)[0]
+        try:
+            added, added_lines, _ = dvc(repo, "repro", "--allow-missing")
+            alone_dir = Path(tmp) / "alone"
+            for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
+                (alone_dir / sub).mkdir(parents=True)
+                shutil.copy(args.photos / sub / f"{extra}{suffix}", alone_dir / sub)
+            alone_repo = clone(
+                alone_dir, alone_dir / "images", alone_dir / "groundTruth", execution
+            )
+            alone, _, _ = dvc(alone_repo, "repro", "--allow-missing")
+        finally:
+            for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
+                (args.photos / sub / f"{extra}{suffix}").unlink(missing_ok=True)
+        added_spans = stage_spans(added_lines, added)
+        lines_out += [
+            f"**Adding one photo** to the {len(photos)}: `dvc repro` {added:.1f} s, against "
+            f"{alone:.1f} s for the same photo alone in a fresh clone: "
+            f"**{added / alone:.2f}×**. Per stage (span / stage's own s): "
+            + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in added_spans.items())
+            + ".",
+        ]
+    return "\n".join(lines_out) + "\n"
+
+
+def _commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    maker = sub.add_parser("make", help="write the photos and their ground truth")
+    maker.add_argument("--count", type=int, default=10_000)
+    maker.add_argument("--out", type=Path, required=True)
+    maker.add_argument("--jobs", type=int, default=2)
+    runner = sub.add_parser("run", help="dvc repro on them, measured")
+    runner.add_argument("--photos", type=Path, required=True, help="the folder `make` wrote")
+    runner.add_argument("--engine", choices=("joblib", "dask"), default="joblib")
+    runner.add_argument("--jobs", type=int, default=2)
+    runner.add_argument("--scratch", type=Path, default=None, help="where the clone goes")
+    runner.add_argument("--out", type=Path, help="markdown results (appended)")
+    args = parser.parse_args()
+    command = "python benchmarks/scale_10k.py " + " ".join(sys.argv[1:])
+    if args.mode == "make":
+        started = time.perf_counter()
+        made = make(args.count, args.out.resolve(), args.jobs)
+        print(f"{len(made)} photos in {args.out} in {time.perf_counter() - started:.0f} s")
+        return
+    args.photos = args.photos.resolve()
+    text = run(args, command)
+    print(text)
+    if args.out:
+        with args.out.open("a") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
