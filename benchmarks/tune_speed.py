@@ -6,8 +6,10 @@ makes the features as the ``features`` stage does (not timed), then times, on on
 ``--repeats`` times in a rotating order:
 
 * ``before``: :func:`segclust.tuning.tune_clustering` with ``reuse=False`` (every trial
-  recomputes what does not depend on it, the best trial is refitted);
-* ``now``: the same with ``reuse=True`` (the default);
+  recomputes what does not depend on it, the best trial is refitted) and the registry's
+  KMeans seeded by scikit-learn's own k-means++ (:func:`sklearn_seeding`): the code path
+  before issue 22;
+* ``now``: ``reuse=True`` (the default) and :mod:`segclust.seeding`'s k-means++;
 * FH: ``skimage.segmentation.felzenszwalb(rgb, scale=500, sigma=0.8, min_size=200)``.
 
 Both tune paths run the committed ``params.yaml`` (the recommended setting: KMeans on Lab
@@ -25,11 +27,13 @@ repeats counts (the machine may be shared); the table gives their mean over phot
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import optuna
 
+from segclust.algorithms import ALGORITHMS, FitContext
 from segclust.config import Config, load_config
 from segclust.features import feature_matrix
 from segclust.imageio import list_images, read_image
@@ -51,21 +56,42 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BSDS = ROOT.parent / "shared" / "data" / "bsds500"
 
 
-def tune_runner(x: np.ndarray, shape: tuple[int, int], config: Config, reuse: bool) -> Callable:
-    """One photo's study as the tune stage runs it (``reuse`` selects the path)."""
+def _kmeans_before(p: Mapping[str, Any], c: FitContext) -> Any:
+    """The registry's KMeans factory before issue 22: scikit-learn's own k-means++."""
+    from sklearn.cluster import KMeans
+
+    return KMeans(
+        n_clusters=p["n_clusters"], n_init=p["n_init"], max_iter=p["max_iter"], random_state=c.seed
+    )
+
+
+@contextlib.contextmanager
+def sklearn_seeding() -> Iterator[None]:
+    """The registry's KMeans entry with :func:`_kmeans_before` while the block runs."""
+    entry = ALGORITHMS["kmeans"]
+    ALGORITHMS["kmeans"] = dataclasses.replace(entry, sklearn=_kmeans_before)  # type: ignore[index]
+    try:
+        yield
+    finally:
+        ALGORITHMS["kmeans"] = entry  # type: ignore[index]
+
+
+def tune_runner(x: np.ndarray, shape: tuple[int, int], config: Config, before: bool) -> Callable:
+    """One photo's study as the tune stage runs it, before issue 22 or now."""
 
     def run() -> TuneResult:
-        return tune_clustering(
-            x,
-            shape,
-            config.cluster,
-            config.tune,
-            backend="sklearn",
-            seed=config.seed,
-            metrics=config.metrics,
-            study_name="photo",
-            reuse=reuse,
-        )
+        with sklearn_seeding() if before else contextlib.nullcontext():
+            return tune_clustering(
+                x,
+                shape,
+                config.cluster,
+                config.tune,
+                backend="sklearn",
+                seed=config.seed,
+                metrics=config.metrics,
+                study_name="photo",
+                reuse=not before,
+            )
 
     return run
 
@@ -103,8 +129,8 @@ def measure(path: Path, config: Config, repeats: int) -> dict[str, Any]:
     x, _ = feature_matrix(smooth_image(image, config.smoothing), config.features, config.scaler)
     shape = image.shape[:2]
     runs = {
-        "before": tune_runner(x, shape, config, reuse=False),
-        "now": tune_runner(x, shape, config, reuse=True),
+        "before": tune_runner(x, shape, config, before=True),
+        "now": tune_runner(x, shape, config, before=False),
         "fh": fh_runner(to_display_rgb(image)),
     }
     names = list(runs)
@@ -139,7 +165,7 @@ def table(rows: list[dict[str, Any]], command: str) -> str:
     ]
     before = float(np.mean([r["before"] for r in rows]))
     now = float(np.mean([r["now"] for r in rows]))
-    lines.append(f"| tune, before (`reuse=False`) | {before:.3f} | {before / fh:.2f} | |")
+    lines.append(f"| tune, before issue 22 | {before:.3f} | {before / fh:.2f} | |")
     lines.append(
         f"| tune, now | {now:.3f} | {now / fh:.2f} | "
         f"{'yes' if same == len(rows) else 'NO'} ({same}/{len(rows)}) |"

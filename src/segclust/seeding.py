@@ -8,16 +8,14 @@ BSDS photo is tuned on, that was over half of a fit's time. :class:`KMeansPlusPl
 computes a centre's distances to every row in one product.
 
 The numbers are the same: each distance is computed by the same operations on the same
-values, and a BLAS product's entry does not depend on how many rows share the call, except
-where one side has a single row (NumPy then takes a matrix-vector path that rounds
-differently): scikit-learn's last batch of one row is computed alone here too. The tests
-compare the centres with ``sklearn.cluster.kmeans_plusplus`` and the fits with
+values, and an entry of the product does not depend on the batch it is computed in (float32
+values upcast multiply exactly in float64, so even NumPy's matrix-vector path for a batch of
+one row sums the same terms in the same order). The tests compare the centres with
+``sklearn.cluster.kmeans_plusplus`` (one-row last batches included) and the fits with
 ``KMeans(init="k-means++")``. Rows of another dtype are seeded by ``kmeans_plusplus`` itself.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from sklearn.utils.extmath import row_norms
@@ -90,21 +88,6 @@ class _Upcast:
         d = -2 * (some @ self.rows.T)
         d += some_norms
         d += self.norms[None, :]
-        n_rows = self.rows.shape[0]
-        batch = _batch_size(ids.size, n_rows, self.rows.shape[1])
-        if n_rows > batch and n_rows % batch == 1:  # a last batch of one row
-            last = -2 * (some @ self.rows[-1:].T)
-            last += some_norms
-            last += self.norms[None, -1:]
-            d[:, -1:] = last
         distances = d.astype(np.float32)
         np.maximum(distances, np.float32(0), out=distances)
         return distances
-
-
-def _batch_size(n_x: int, n_y: int, n_features: int) -> int:
-    """scikit-learn's ``_euclidean_distances_upcast`` batch on dense rows (10% more memory
-    than the inputs and the result take, at least 10 MiB)."""
-    maxmem = max(((n_x + n_y) * n_features + n_x * n_y) / 10, 10 * 2**17)
-    tmp = 2 * n_features
-    return max(int((-tmp + math.sqrt(tmp**2 + 4 * maxmem)) / 2), 1)

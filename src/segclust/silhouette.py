@@ -406,6 +406,26 @@ def silhouette_sampled(
     query row's distances are computed once however many queries share it. The estimate
     is the same bits either way (tests/test_silhouette.py).
     """
+    scores, n = _sampled_scores(
+        features, labels, n_query, n_reference, seed, chunk_bytes, queries=queries
+    )
+    mean = float(scores.mean())
+    if scores.size == n:
+        return mean, 0.0
+    correction = math.sqrt(1.0 - scores.size / n)
+    return mean, float(scores.std(ddof=1) / math.sqrt(scores.size) * correction)
+
+
+def _sampled_scores(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_query: int,
+    n_reference: int,
+    seed: int,
+    chunk_bytes: int,
+    queries: QuerySample | None = None,
+) -> tuple[np.ndarray, int]:
+    """s(i) of the query rows of :func:`silhouette_sampled`, in query order, and N."""
     features = _as_matrix(features)
     n = features.shape[0]
     labels = _check_labels(labels, n)
@@ -474,11 +494,7 @@ def silhouette_sampled(
             scores[rows] = _query_scores(
                 sums, query_cluster[rows], own_in_reference[rows], per_cluster, totals
             )
-    mean = float(scores.mean())
-    if query.size == n:
-        return mean, 0.0
-    correction = math.sqrt(1.0 - query.size / n)
-    return mean, float(scores.std(ddof=1) / math.sqrt(query.size) * correction)
+    return scores, n
 
 
 def _as_matrix(features: np.ndarray) -> np.ndarray:
