@@ -157,7 +157,8 @@ def table(rows: list[dict[str, Any]], command: str) -> str:
     lines = [
         f"Tune search per photo, {len(rows)} BSDS photos, one thread, fastest of the repeats "
         f"per photo, mean over photos: `{command}`. Tune = `tune_clustering` (20 trials, "
-        "refit and reported scores) on the committed params.yaml.",
+        "refit and reported scores) on the committed params.yaml. Load average at the end: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "",
         "| path | s/photo | × FH | identical to before |",
         "|---|---|---|---|",
