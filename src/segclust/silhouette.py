@@ -19,7 +19,9 @@ Who does the work:
   distinct values, P distinct (value, label) pairs and k clusters.
 * :func:`silhouette_sampled` - a seeded estimate with its standard error, for feature sets whose
   distinct rows are too many for the O(M²) exact score: query pixels scored against a
-  reference sample stratified by cluster, distances from BLAS matrix products.
+  reference sample stratified by cluster, distances from BLAS matrix products. A caller
+  scoring many labelings of one matrix draws the queries once (:func:`draw_queries`); their
+  distances are then computed once per distinct query row, to the same bits.
 """
 
 from __future__ import annotations

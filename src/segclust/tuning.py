@@ -20,6 +20,12 @@ Where the search runs (``search`` in the results):
     ``min_cluster_size``). Algorithms that need the pixel grid (Ward) are always searched
     ``full``.
 
+The trials of one image share what does not depend on them: the distinct rows the plan
+found, the silhouette's query sample (:func:`segclust.silhouette.draw_queries`) and, for a
+search on every pixel, the best trial's clustering, which is the refit. A parameter set
+TPE proposes again is not clustered again. None of it changes a number
+(``tune_clustering(reuse=False)`` recomputes everything; the tests compare the two).
+
 The search space, the parameter types and the estimators all come from the algorithm
 registry (:mod:`segclust.algorithms`). Trials are scored by :mod:`segclust.metrics` on the
 CPU whatever back-end clusters, so the winner does not depend on the machine.
@@ -173,8 +179,8 @@ class _SearchRows:
         self.representative: np.ndarray | None = None
         self.max_exact = max_exact
         if get_algorithm(algorithm).sample_weight:
-            found = compress_rows(features) if isinstance(compression, str) else compression
-            self.compression = found
+            given = not isinstance(compression, str)
+            self.compression = compression if given else compress_rows(features)
         if isinstance(self.compression, RowCompression):
             self.representative = np.empty(self.compression.n_distinct, dtype=np.intp)
             self.representative[self.compression.inverse] = np.arange(features.shape[0])
