@@ -178,3 +178,39 @@ def test_silhouette_reference_stays_small_with_thousands_of_clusters():
     few = reference_counts(np.array([50_000, 30, 7]), 20_000)
     proportional = -(-20_000 * 50_000 // 50_037)  # ceil of its share of the reference
     assert few.tolist() == [proportional, 30, 7]  # small clusters whole
+
+
+def _pairs_by_sorting(compression, labels):
+    """The distinct (row, label) pairs the general way: one sort of a key per pixel."""
+    n_labels = int(labels.max()) + 1
+    keys = np.sort(compression.inverse.astype(np.int64) * n_labels + labels)
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    pair_keys = keys[first]
+    counts = np.diff(np.append(first, keys.size))
+    return compression.rows[pair_keys // n_labels], pair_keys % n_labels, counts
+
+
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("one_label_per_row", [True, False])
+def test_pairs_of_clustered_rows_are_the_distinct_rows_in_sorted_order(noise, one_label_per_row):
+    """Rows clustered as distinct rows skip the sort and give the same arrays; a row whose
+    pixels have several labels, or noise that empties a row, take or shape the general way."""
+    from segclust.compression import RowCompression, compress_rows
+    from segclust.metrics import _weighted_pairs
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, (4000, 2)).astype(np.float32)
+    found = compress_rows(x, max_distinct_fraction=None)
+    labels = rng.integers(0, 4, found.n_distinct)[found.inverse]
+    if not one_label_per_row:
+        labels[7] = (labels[7] + 1) % 4
+    keep = np.ones(x.shape[0], dtype=bool)
+    if noise:
+        keep[found.inverse == 0] = False  # distinct row 0 has no pixel left
+        keep[::5] = False
+    kept = RowCompression(found.rows, found.inverse[keep], found.counts)
+    got = _weighted_pairs(x[keep], labels[keep], kept)
+    expected = _pairs_by_sorting(kept, labels[keep])
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b)

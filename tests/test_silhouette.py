@@ -254,3 +254,73 @@ def test_validation_errors() -> None:
         silhouette_sampled(x, np.where(lab == 0, -1, lab), n_query=50, seed=0)
     with pytest.raises(ValueError, match="at least 2 clusters"):
         silhouette_sampled(x, np.zeros(100, dtype=int), n_query=50, seed=0)
+
+
+# --- the query sample drawn once (the tuner's trials) ----------------------------------------
+
+
+def repeated_rows(seed: int, n: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows drawn from a pool of 41 (so queries share rows), and k labels all present.
+
+    Float64 with full mantissas: NumPy's matrix-vector path (a block of one row) rounds
+    their products differently from the matrix product, which float32 rows (exact products
+    in float64) would not show; far from 0, so that |q|² + |r|² - 2 q·r keeps the difference.
+    """
+    rng = np.random.default_rng(seed)
+    x = 100.0 + rng.normal(size=(41, d))[rng.integers(0, 41, n)]
+    labels = rng.integers(0, k, n)
+    labels[:k] = np.arange(k)
+    return x, labels
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "n_query", "n_reference", "chunk_bytes"),
+    [
+        (3000, 3, 1000, 1500, 2**21),  # blocks of many rows
+        (3000, 3, 1000, 1500, 8 * 1600),  # blocks of one row: NumPy's matrix-vector product
+        (2000, 2, 73, 900, 8 * 4 * 920),  # 73 = 18 blocks of 4 + a last block of 1 query
+        (2000, 2, 500, 900, 8 * 4 * 920),  # 41 distinct query rows = 10 blocks of 4 + 1
+        (400, 1, 300, 200, 2**21),  # one column
+        (500, 4, 500, 100, 2**21),  # every row a query: scored against every row
+    ],
+)
+def test_a_query_sample_drawn_once_gives_the_same_bits(n, d, n_query, n_reference, chunk_bytes):
+    """Every query's s(i) (one differing bit in one would barely move the mean)."""
+    x, labels = repeated_rows(n, n, d, 4)
+    queries = sil.draw_queries(x, n_query, seed=3)
+    assert queries.rows.shape[0] < min(n_query, n)  # queries share rows here
+    settings = (labels, n_query, n_reference, 3, chunk_bytes)
+    by_block, _ = sil._sampled_scores(x, *settings)
+    by_row, _ = sil._sampled_scores(x, *settings, queries=queries)
+    assert np.array_equal(by_row, by_block)
+    kwargs = {"n_query": n_query, "n_reference": n_reference, "seed": 3, "chunk_bytes": chunk_bytes}
+    assert silhouette_sampled(x, labels, queries=queries, **kwargs) == silhouette_sampled(
+        x, labels, **kwargs
+    )
+
+
+def test_a_query_sample_gives_the_same_bits_when_sums_are_kept_in_parts(monkeypatch):
+    x, labels = repeated_rows(1, 3000, 3, 5)
+    settings = (labels, 1000, 1500, 0, 8 * 3 * 1510)
+    expected, _ = sil._sampled_scores(x, *settings)
+    monkeypatch.setattr(sil, "_SCORE_BYTES", 8 * 5 * 7)  # a few rows' sums at a time
+    got, _ = sil._sampled_scores(x, *settings, queries=sil.draw_queries(x, 1000, 0))
+    assert np.array_equal(got, expected)
+
+
+def test_a_query_sample_is_for_its_rows_and_seed_only():
+    x, labels = repeated_rows(2, 600, 2, 3)
+    queries = sil.draw_queries(x, 100, seed=1)
+    for other in ({"seed": 2}, {"n_query": 50}):
+        settings = {"n_query": 100, "n_reference": 200, "seed": 1, **other}
+        with pytest.raises(ValueError, match="queries drawn for 600 rows"):
+            silhouette_sampled(x, labels, queries=queries, **settings)
+    with pytest.raises(ValueError, match="queries drawn for 600 rows"):
+        silhouette_sampled(x[:500], labels[:500], n_query=100, seed=1, queries=queries)
+
+
+def test_queries_share_a_row_only_when_its_bits_are_the_same():
+    x = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, 1.0], [2.0, 1.0]])
+    queries = sil.draw_queries(x, 4, seed=0)
+    assert queries.rows.shape[0] == 3  # +0.0 and -0.0 rows are kept apart
+    assert np.array_equal(queries.rows[queries.row_of], -2.0 * x[queries.index])

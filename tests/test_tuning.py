@@ -8,7 +8,7 @@ import pytest
 
 from segclust import tuning
 from segclust.algorithms import density_matched_eps
-from segclust.config import ClusterConfig, FeatureConfig, ScalerConfig, TuneConfig
+from segclust.config import ClusterConfig, FeatureConfig, MetricsConfig, ScalerConfig, TuneConfig
 from segclust.features import feature_matrix, to_grey
 from segclust.params import SearchRange as ParamRange
 from tests.conftest import two_region_grey
@@ -284,3 +284,79 @@ def test_the_algorithm_can_be_searched_with_conditional_parameters():
     for name, value in best.params.items():
         if name != "algorithm":
             assert result.best_params[name.split(".", 1)[1]] == value
+
+
+# --- what the trials of one image share (reuse) ---------------------------------------------
+
+
+def search_case(search: str) -> tuple[np.ndarray, tuple[int, int], TuneConfig]:
+    """Two-column features of 50×60 pixels searched ``full``, ``compressed`` or on a
+    ``subsample``, with trials and the winner scored by the sampled silhouette."""
+    rng = np.random.default_rng(8)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
+    x = centres[rng.integers(0, 4, 3000)] + rng.normal(scale=0.7, size=(3000, 2))
+    if search == "compressed":
+        x = np.round(x * 3) / 3  # a few hundred distinct rows
+    max_points = {"full": 5000, "compressed": 1000, "subsample": 1000}[search]
+    settings = tune(KMEANS, KMEANS_SPACE, n_trials=10, max_points=max_points)
+    settings = tuning.TuneConfig(
+        **{**settings.__dict__, "silhouette_sample_size": 200, "silhouette_reference_size": 400}
+    )
+    return x.astype(np.float32), (50, 60), settings
+
+
+SAMPLED = MetricsConfig(silhouette_max_exact=50, silhouette_sample_size=500)
+
+
+@pytest.mark.parametrize("search", ["full", "compressed", "subsample"])
+def test_shared_data_gives_the_same_study_and_winner_as_recomputing(search):
+    x, shape, settings = search_case(search)
+    runs = [
+        tuning.tune_clustering(x, shape, KMEANS, settings, metrics=SAMPLED, reuse=reuse)
+        for reuse in (True, False)
+    ]
+    assert runs[0].search == runs[1].search == search
+    assert runs[0].best.metrics["silhouette_method"] == "sampled"
+    assert len({t.params["n_clusters"] for t in runs[0].study.trials}) >= 2
+    journals = [tuning.study_journal_bytes(r.study) for r in runs]
+    assert journals[0] == journals[1]
+    assert runs[0].best_params == runs[1].best_params
+    assert np.array_equal(runs[0].best.labels, runs[1].best.labels)
+    assert runs[0].best.metrics == runs[1].best.metrics
+
+
+@pytest.mark.parametrize(("search", "refits"), [("full", 0), ("compressed", 0), ("subsample", 1)])
+def test_the_best_trial_is_the_refit_when_every_pixel_was_searched(monkeypatch, search, refits):
+    """Each parameter set is clustered once, however often TPE proposes it; a search on
+    every pixel (full, compressed) keeps its best trial's clustering instead of a refit."""
+    x, shape, settings = search_case(search)
+    calls = {"trial": [], "refit": 0}
+    cluster_features, cluster_and_score = tuning.cluster_features, tuning.cluster_and_score
+
+    def counted_trial(features, algorithm, params, **kwargs):
+        calls["trial"].append(params["n_clusters"])
+        return cluster_features(features, algorithm, params, **kwargs)
+
+    def counted_refit(*args, **kwargs):
+        calls["refit"] += 1
+        return cluster_and_score(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "cluster_features", counted_trial)
+    monkeypatch.setattr(tuning, "cluster_and_score", counted_refit)
+    result = tuning.tune_clustering(x, shape, KMEANS, settings, metrics=SAMPLED)
+    proposed = [t.params["n_clusters"] for t in result.study.trials]
+    assert len(proposed) == 10 and len(set(proposed)) < 10  # TPE proposed some again
+    assert sorted(calls["trial"]) == sorted(set(proposed))
+    assert calls["refit"] == refits
+
+
+def test_the_plans_distinct_rows_are_handed_to_the_trials_as_compress_rows_would():
+    from segclust.compression import compress_rows
+
+    rng = np.random.default_rng(0)
+    few = rng.integers(0, 4, (1000, 2)).astype(np.float32)  # 16 distinct rows
+    found = compress_rows(few, max_distinct_fraction=None)
+    assert tuning._trial_compression(found, 1000) is found
+    assert tuning._trial_compression(found, 30) is None  # over half the rows distinct
+    assert compress_rows(few[:30]) is None
+    assert tuning._trial_compression(None, 1000) == "auto"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,7 @@ def _fit_predict(
         if weights is None and backend == "sklearn" and entry.large_fit is not None:
             labels = entry.large_fit(x, params, context)
         if labels is None:
-            estimator = entry.make(params, backend, context)
+            estimator = entry.make(params, backend, replace(context, sample_weight=weights))
             if weights is not None:
                 labels = estimator.fit_predict(x, sample_weight=weights)
             else:

@@ -44,6 +44,7 @@ from segclust.config import MetricsConfig
 from segclust.labels import NOISE
 from segclust.report import rounded
 from segclust.silhouette import (
+    QuerySample,
     dense_labels,
     silhouette_1d,
     silhouette_sampled,
@@ -60,6 +61,7 @@ def cluster_metrics(
     sample_size: int = MetricsConfig.silhouette_sample_size,
     reference_size: int = MetricsConfig.silhouette_reference_size,
     compression: RowCompression | str | None = "auto",
+    queries: QuerySample | None = None,
 ) -> dict[str, Any]:
     """Scores of ``labels`` (N,) on ``features`` (N×d); JSON-ready dict.
 
@@ -68,7 +70,11 @@ def cluster_metrics(
     ``silhouette_stderr`` (0 when exact),
     ``calinski_harabasz``, ``davies_bouldin`` and, when undefined, ``undefined_reason``.
     ``compression``: the distinct rows of ``features`` if the caller has them (``None``:
-    known to be mostly distinct; ``"auto"``: find out here).
+    known to be mostly distinct; ``"auto"``: find out here). ``queries``: the sampled
+    silhouette's queries drawn beforehand from ``features``
+    (:func:`segclust.silhouette.draw_queries`, same ``sample_size`` and ``seed``) by a caller
+    that scores many labelings of them; used when no row is noise (with noise the estimate
+    is over the other rows, so its queries are drawn from them here).
     """
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != features.shape[0]:
@@ -112,6 +118,7 @@ def cluster_metrics(
         sample_size=sample_size,
         reference_size=reference_size,
         pairs=pairs,
+        queries=queries if all_valid else None,
     )
     if value is None:
         result["undefined_reason"] = method
@@ -193,12 +200,18 @@ def _weighted_pairs(
     """Distinct (feature row, label) pairs with their pixel counts; None if rows barely repeat.
 
     ``compression`` holds the distinct rows of ``x`` (``"auto"``: find them; ``None``: the
-    caller found most rows distinct). One sort of an int64 key per pixel.
+    caller found most rows distinct). When every distinct row has one label (the rows were
+    clustered, not the pixels) the pairs are the distinct rows themselves, in the same order
+    as the general way (one sort of an int64 key per pixel) gives them.
     """
     if isinstance(compression, str):
         compression = compress_rows(x)
     if compression is None:
         return None
+    one_label = _label_per_row(labels, compression.inverse, compression.n_distinct)
+    if one_label is not None:
+        present, pair_labels, counts = one_label
+        return compression.rows[present], pair_labels, counts
     n_labels = int(labels.max()) + 1
     keys = compression.inverse.astype(np.int64) * n_labels + labels
     ordered = np.sort(keys)
@@ -208,6 +221,20 @@ def _weighted_pairs(
     return compression.rows[pair_keys // n_labels], pair_keys % n_labels, counts
 
 
+def _label_per_row(
+    labels: np.ndarray, inverse: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(row index, label, count) of the distinct rows that have pixels, when each has one
+    label; None when some row's pixels have several labels."""
+    row_labels = np.zeros(n_rows, dtype=np.int64)
+    row_labels[inverse] = labels
+    if not np.array_equal(row_labels[inverse], labels):
+        return None
+    counts = np.bincount(inverse, minlength=n_rows)
+    present = np.flatnonzero(counts)
+    return present, row_labels[present], counts[present]
+
+
 def configured_metrics(
     features: np.ndarray,
     labels: np.ndarray,
@@ -215,6 +242,7 @@ def configured_metrics(
     *,
     seed: int = 0,
     compression: RowCompression | str | None = "auto",
+    queries: QuerySample | None = None,
 ) -> dict[str, Any]:
     """:func:`cluster_metrics` with the silhouette settings of the ``metrics`` config group."""
     return cluster_metrics(
@@ -225,6 +253,7 @@ def configured_metrics(
         sample_size=config.silhouette_sample_size,
         reference_size=config.silhouette_reference_size,
         compression=compression,
+        queries=queries,
     )
 
 
@@ -237,6 +266,7 @@ def _silhouette(
     sample_size: int,
     reference_size: int,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    queries: QuerySample | None = None,
 ) -> tuple[float | None, float | None, str, int]:
     """(value, standard error, method or reason, pixels scored) for non-noise pixels.
 
@@ -255,7 +285,7 @@ def _silhouette(
         return float(silhouette_score(x, labels)), 0.0, "exact", n
     try:
         value, stderr = silhouette_sampled(
-            x, labels, n_query=sample_size, n_reference=reference_size, seed=seed
+            x, labels, n_query=sample_size, n_reference=reference_size, seed=seed, queries=queries
         )
     except ValueError as exc:
         return None, None, f"silhouette sample: {exc}", 0

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from segclust.clustering import cluster_features
+from segclust.clustering import ClusterResult, cluster_features
 from segclust.config import ClusterConfig, MetricsConfig
 from segclust.metrics import configured_metrics
+from segclust.silhouette import QuerySample
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,54 @@ def cluster_and_score(
     seed: int = 0,
     metrics: MetricsConfig | None = None,
     feature_names: list[str] | None = None,
+    queries: QuerySample | None = None,
 ) -> Segmentation:
-    """Cluster an N×d feature matrix of an H×W image and score the result."""
-    height, width = shape
-    if features.shape[0] != height * width:
-        raise ValueError(f"{features.shape[0]} feature rows for a {width}x{height} image")
-    metrics = metrics or MetricsConfig()
+    """Cluster an N×d feature matrix of an H×W image and score the result.
+
+    ``queries``: the sampled silhouette's queries, drawn beforehand from ``features`` (see
+    :func:`segclust.metrics.cluster_metrics`).
+    """
+    _check_shape(features, shape)
     result = cluster_features(
         features, cluster.algorithm, cluster.params, backend=backend, seed=seed, shape=shape
     )
+    return score_clustering(
+        features,
+        shape,
+        cluster.algorithm,
+        result,
+        seed=seed,
+        metrics=metrics,
+        feature_names=feature_names,
+        queries=queries,
+    )
+
+
+def score_clustering(
+    features: np.ndarray,
+    shape: tuple[int, int],
+    algorithm: str,
+    result: ClusterResult,
+    *,
+    seed: int = 0,
+    metrics: MetricsConfig | None = None,
+    feature_names: list[str] | None = None,
+    queries: QuerySample | None = None,
+) -> Segmentation:
+    """The segmentation of a clustering already made (``cluster_features`` of ``features``
+    with ``algorithm``): the tuner's best trial is the refit when it searched every pixel."""
+    height, width = _check_shape(features, shape)
+    metrics = metrics or MetricsConfig()
     scores = configured_metrics(
-        features, result.labels, metrics, seed=seed, compression=result.row_compression
+        features,
+        result.labels,
+        metrics,
+        seed=seed,
+        compression=result.row_compression,
+        queries=queries,
     )
     report: dict[str, Any] = {
-        "algorithm": cluster.algorithm,
+        "algorithm": algorithm,
         "backend": result.backend,
         "compressed": result.compressed,
         "distinct_rows": result.distinct_rows,
@@ -75,3 +110,10 @@ def cluster_and_score(
         metrics=report,
         feature_names=list(feature_names or []),
     )
+
+
+def _check_shape(features: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:
+    height, width = shape
+    if features.shape[0] != height * width:
+        raise ValueError(f"{features.shape[0]} feature rows for a {width}x{height} image")
+    return height, width

@@ -19,12 +19,16 @@ Who does the work:
   distinct values, P distinct (value, label) pairs and k clusters.
 * :func:`silhouette_sampled` - a seeded estimate with its standard error, for feature sets whose
   distinct rows are too many for the O(M²) exact score: query pixels scored against a
-  reference sample stratified by cluster, distances from BLAS matrix products.
+  reference sample stratified by cluster, distances from BLAS matrix products. A caller
+  scoring many labelings of one matrix draws the queries once (:func:`draw_queries`); their
+  distances are then computed once per distinct query row, to the same bits.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -37,6 +41,8 @@ _SUMS_TABLE_BYTES = 256 * 2**20
 # over the data, so only for few clusters; above this a sort-based inverse is used.
 _MAX_CLUSTER_PASSES = 64
 _DEFAULT_CHUNK_BYTES = 2 * 2**20  # 512×512 float64 tiles: fastest of 1-16 MiB measured
+# The sampled estimate from distinct query rows keeps their per-cluster sums, up to this much.
+_SCORE_BYTES = 16 * 2**20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +322,56 @@ def reference_counts(totals: np.ndarray, n_reference: int) -> np.ndarray:
     return counts.astype(np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class QuerySample:
+    """The query pixels of :func:`silhouette_sampled`, drawn once for many labelings.
+
+    The queries do not depend on the labels (the reference sample does), so the tuner draws
+    them once per image instead of once per trial. Pixels share feature rows and a query's
+    distances depend only on its row, so they are computed once per distinct row: ``rows``
+    holds the distinct rows times -2 (exact: a power of two), ready for the BLAS product.
+    """
+
+    n: int  # rows of the feature matrix the queries were drawn from
+    seed: int
+    index: np.ndarray  # sorted query rows
+    state: dict[str, Any]  # the generator after the draw: the reference draws continue it
+    rows: np.ndarray  # -2 x the distinct query rows, float64
+    squares: np.ndarray  # squared norms of the distinct query rows
+    row_of: np.ndarray  # each query's distinct row
+
+    def generator(self) -> np.random.Generator:
+        """A generator in the state :func:`silhouette_sampled` has after drawing the queries."""
+        bits = np.random.PCG64()
+        bits.state = self.state
+        return np.random.Generator(bits)
+
+
+def draw_queries(features: np.ndarray, n_query: int, seed: int) -> QuerySample:
+    """The seeded query sample of ``silhouette_sampled(features, ..., n_query, seed=seed)``.
+
+    Distinct rows are found on the rows' bits (not their values), so a query shares a row's
+    distances only with queries of the very same float64 row.
+    """
+    features = _as_matrix(features)
+    n = features.shape[0]
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(n, size=min(n_query, n), replace=False))
+    x = features[index].astype(np.float64)
+    bits = np.ascontiguousarray(x).view(np.uint64)
+    _, first, row_of = np.unique(bits, axis=0, return_index=True, return_inverse=True)
+    distinct = x[first]
+    return QuerySample(
+        n=n,
+        seed=seed,
+        index=index,
+        state=rng.bit_generator.state,
+        rows=distinct * -2.0,
+        squares=np.einsum("ij,ij->i", distinct, distinct),
+        row_of=row_of.reshape(-1),
+    )
+
+
 def silhouette_sampled(
     features: np.ndarray,
     labels: np.ndarray,
@@ -324,6 +380,7 @@ def silhouette_sampled(
     n_reference: int = 20000,
     seed: int = 0,
     chunk_bytes: int = 2**21,
+    queries: QuerySample | None = None,
 ) -> tuple[float, float]:
     """Seeded estimate of the silhouette from a query sample scored against a reference sample.
 
@@ -344,12 +401,34 @@ def silhouette_sampled(
     through the six passes over it (square root, sums); 512 rows × 20,000 (80 MB) made the
     same estimate 2.9× slower on one core (the values are the same bits: each row's
     arithmetic does not depend on the block).
+
+    ``queries``: the query sample drawn beforehand by :func:`draw_queries` (same features,
+    ``n_query`` and ``seed``), for a caller that scores many labelings of one feature
+    matrix (the tuner's trials): the queries are then not drawn again, and each distinct
+    query row's distances are computed once however many queries share it. The estimate
+    is the same bits either way (tests/test_silhouette.py).
     """
-    features = np.asarray(features)
-    if features.ndim == 1:
-        features = features.reshape(-1, 1)
-    if features.ndim != 2:
-        raise ValueError(f"features must be N×d, got shape {features.shape}")
+    scores, n = _sampled_scores(
+        features, labels, n_query, n_reference, seed, chunk_bytes, queries=queries
+    )
+    mean = float(scores.mean())
+    if scores.size == n:
+        return mean, 0.0
+    correction = math.sqrt(1.0 - scores.size / n)
+    return mean, float(scores.std(ddof=1) / math.sqrt(scores.size) * correction)
+
+
+def _sampled_scores(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_query: int,
+    n_reference: int,
+    seed: int,
+    chunk_bytes: int,
+    queries: QuerySample | None = None,
+) -> tuple[np.ndarray, int]:
+    """s(i) of the query rows of :func:`silhouette_sampled`, in query order, and N."""
+    features = _as_matrix(features)
     n = features.shape[0]
     labels = _check_labels(labels, n)
     if n_query < 2 or n_reference < 2:
@@ -357,8 +436,16 @@ def silhouette_sampled(
     cluster, k = dense_labels(labels)
     _check_cluster_count(k, n)
     totals = np.bincount(cluster, minlength=k)
-    rng = np.random.default_rng(seed)
-    query = np.sort(rng.choice(n, size=min(n_query, n), replace=False))
+    if queries is None:
+        rng = np.random.default_rng(seed)
+        query = np.sort(rng.choice(n, size=min(n_query, n), replace=False))
+    elif (queries.n, queries.seed, queries.index.size) != (n, seed, min(n_query, n)):
+        raise ValueError(
+            f"queries drawn for {queries.n} rows, seed {queries.seed}, {queries.index.size} "
+            f"queries; asked for {n} rows, seed {seed}, {min(n_query, n)} queries"
+        )
+    else:
+        rng, query = queries.generator(), queries.index
 
     order = np.argsort(cluster.astype(np.int16 if k < 2**15 else np.int64), kind="stable")
     starts = np.concatenate([[0], np.cumsum(totals)])
@@ -377,38 +464,138 @@ def silhouette_sampled(
 
     query_cluster = cluster[query]
     own_in_reference = np.isin(query, reference).astype(np.float64)
-    scores = np.empty(query.size)
     chunk_rows = max(1, chunk_bytes // (8 * reference.size))
-    # one buffer for every block: a fresh one per block is mapped and faulted in afresh
-    # outside the main thread (glibc's per-thread arenas), 3x slower in a Dask worker
-    block = np.empty((min(chunk_rows, query.size), reference.size))
+    if queries is not None:
+        scores = _scores_by_distinct_row(
+            queries,
+            ref_x,
+            ref_starts,
+            chunk_rows,
+            query_cluster,
+            own_in_reference,
+            per_cluster,
+            totals,
+        )
+    else:
+        scores = np.empty(query.size)
+        # one buffer for every block: a fresh one per block is mapped and faulted in afresh
+        # outside the main thread (glibc's per-thread arenas), 3x slower in a Dask worker
+        block = np.empty((min(chunk_rows, query.size), reference.size))
+        ref_t = np.ascontiguousarray(ref_x.T)
+        for lo in range(0, query.size, chunk_rows):
+            rows = slice(lo, min(lo + chunk_rows, query.size))
+            q = features[query[rows]].astype(np.float64)
+            dist = block[: q.shape[0]]
+            np.matmul(q, ref_t, out=dist)
+            dist *= -2.0
+            dist += np.einsum("ij,ij->i", q, q)[:, None]
+            dist += ref_sq[None, :]
+            np.maximum(dist, 0.0, out=dist)
+            np.sqrt(dist, out=dist)
+            sums = np.add.reduceat(dist, ref_starts, axis=1)
+            scores[rows] = _query_scores(
+                sums, query_cluster[rows], own_in_reference[rows], per_cluster, totals
+            )
+    return scores, n
+
+
+def _as_matrix(features: np.ndarray) -> np.ndarray:
+    """N×d features (a 1-D array is one column)."""
+    features = np.asarray(features)
+    if features.ndim == 1:
+        features = features.reshape(-1, 1)
+    if features.ndim != 2:
+        raise ValueError(f"features must be N×d, got shape {features.shape}")
+    return features
+
+
+def _query_scores(
+    sums: np.ndarray,
+    own: np.ndarray,
+    own_in_reference: np.ndarray,
+    per_cluster: np.ndarray,
+    totals: np.ndarray,
+) -> np.ndarray:
+    """s(i) of queries from their distance sums to each cluster's reference points."""
+    denominators = np.broadcast_to(per_cluster.astype(np.float64), sums.shape).copy()
+    index = np.arange(own.size)
+    denominators[index, own] -= own_in_reference
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = sums / denominators
+    a = means[index, own].copy()
+    means[index, own] = np.inf
+    b = means.min(axis=1)
+    return _silhouette_values(a, b, totals[own])
+
+
+def _scores_by_distinct_row(
+    queries: QuerySample,
+    ref_x: np.ndarray,
+    ref_starts: np.ndarray,
+    chunk_rows: int,
+    query_cluster: np.ndarray,
+    own_in_reference: np.ndarray,
+    per_cluster: np.ndarray,
+    totals: np.ndarray,
+) -> np.ndarray:
+    """s(i) of every query, distances computed once per distinct query row.
+
+    Bit for bit what the block loop of :func:`silhouette_sampled` gives: a row's BLAS
+    product does not depend on the other rows of its block as long as the block has two or
+    more rows (a one-row block takes NumPy's matrix-vector path, whose sums round
+    differently). So blocks here have two or more rows, and only where the block loop gives
+    a query a block of its own (its last block of one row, or every block when a block
+    holds one row) is that query computed alone too. The per-cluster sums of as many rows
+    as ``_SCORE_BYTES`` holds are kept, and their queries scored in one go.
+    """
+    n_query, n_distinct = queries.index.size, queries.rows.shape[0]
+    k = totals.size
+    ref_sq = np.einsum("ij,ij->i", ref_x, ref_x)
     ref_t = np.ascontiguousarray(ref_x.T)
-    for lo in range(0, query.size, chunk_rows):
-        rows = slice(lo, min(lo + chunk_rows, query.size))
-        q = features[query[rows]].astype(np.float64)
-        dist = block[: q.shape[0]]
-        np.matmul(q, ref_t, out=dist)
-        dist *= -2.0
-        dist += np.einsum("ij,ij->i", q, q)[:, None]
+    block = np.empty((max(2, min(chunk_rows, n_distinct)), ref_x.shape[0]))
+
+    def distance_sums(rows: np.ndarray) -> np.ndarray:
+        dist = block[: rows.size]
+        np.matmul(queries.rows[rows], ref_t, out=dist)
+        dist += queries.squares[rows, None]
         dist += ref_sq[None, :]
         np.maximum(dist, 0.0, out=dist)
         np.sqrt(dist, out=dist)
-        sums = np.add.reduceat(dist, ref_starts, axis=1)
-        denominators = np.broadcast_to(per_cluster.astype(np.float64), sums.shape).copy()
-        own = query_cluster[rows]
-        index = np.arange(own.size)
-        denominators[index, own] -= own_in_reference[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            means = sums / denominators
-        a = means[index, own].copy()
-        means[index, own] = np.inf
-        b = means.min(axis=1)
-        scores[rows] = _silhouette_values(a, b, totals[own])
-    mean = float(scores.mean())
-    if query.size == n:
-        return mean, 0.0
-    correction = math.sqrt(1.0 - query.size / n)
-    return mean, float(scores.std(ddof=1) / math.sqrt(query.size) * correction)
+        return np.add.reduceat(dist, ref_starts, axis=1)
+
+    scores = np.empty(n_query)
+    group = chunk_rows * max(1, _SCORE_BYTES // (8 * k * chunk_rows))
+
+    def score(members: np.ndarray, sums: np.ndarray, first_row: int) -> None:
+        for lo in range(0, members.size, group):
+            part = members[lo : lo + group]
+            scores[part] = _query_scores(
+                sums[queries.row_of[part] - first_row],
+                query_cluster[part],
+                own_in_reference[part],
+                per_cluster,
+                totals,
+            )
+
+    alone = chunk_rows > 1 and n_query % chunk_rows == 1  # the block loop's last query
+    by_row = np.argsort(queries.row_of, kind="stable")
+    if alone:
+        by_row = by_row[by_row != n_query - 1]
+    bounds = np.searchsorted(queries.row_of[by_row], np.arange(n_distinct + 1))
+    for start in range(0, n_distinct, group):
+        stop = min(start + group, n_distinct)
+        sums = np.empty((stop - start, k))
+        for lo in range(start, stop, chunk_rows):
+            rows = np.arange(lo, min(lo + chunk_rows, stop))
+            if chunk_rows > 1 and rows.size == 1:
+                sums[lo - start] = distance_sums(np.repeat(rows, 2))[0]  # a 2-row product
+            else:
+                sums[lo - start : rows[-1] + 1 - start] = distance_sums(rows)
+        score(by_row[bounds[start] : bounds[stop]], sums, start)
+    if alone:
+        last = queries.row_of[n_query - 1]
+        score(np.array([n_query - 1]), distance_sums(np.array([last])), last)
+    return scores
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,12 @@ Where the search runs (``search`` in the results):
     ``min_cluster_size``). Algorithms that need the pixel grid (Ward) are always searched
     ``full``.
 
+The trials of one image share what does not depend on them: the distinct rows the plan
+found, the silhouette's query sample (:func:`segclust.silhouette.draw_queries`) and, for a
+search on every pixel, the best trial's clustering, which is the refit. A parameter set
+TPE proposes again is not clustered again. None of it changes a number
+(``tune_clustering(reuse=False)`` recomputes everything; the tests compare the two).
+
 The search space, the parameter types and the estimators all come from the algorithm
 registry (:mod:`segclust.algorithms`). Trials are scored by :mod:`segclust.metrics` on the
 CPU whatever back-end clusters, so the winner does not depend on the machine.
@@ -31,15 +37,15 @@ import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
 
 from segclust.algorithms import get_algorithm
-from segclust.clustering import cluster_features
-from segclust.compression import RowCompression, compress_rows
+from segclust.clustering import ClusterResult, cluster_features
+from segclust.compression import DEFAULT_MAX_DISTINCT_FRACTION, RowCompression, compress_rows
 from segclust.config import (
     MAXIMISE,
     ClusterConfig,
@@ -50,8 +56,8 @@ from segclust.config import (
 from segclust.metrics import calinski_harabasz_davies_bouldin, configured_metrics
 from segclust.params import SearchRange
 from segclust.report import rounded
-from segclust.segmentation import Segmentation, cluster_and_score
-from segclust.silhouette import dense_labels, weighted_silhouette
+from segclust.segmentation import Segmentation, cluster_and_score, score_clustering
+from segclust.silhouette import QuerySample, dense_labels, draw_queries, weighted_silhouette
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +132,31 @@ def plan_search(
     features: np.ndarray, algorithm: str, max_points: int, seed: int
 ) -> tuple[str, np.ndarray | None]:
     """How to search: ``full``, ``compressed`` (exact) or ``subsample`` (with its rows)."""
+    search, subset, _ = _plan(features, algorithm, max_points, seed)
+    return search, subset
+
+
+def _plan(
+    features: np.ndarray, algorithm: str, max_points: int, seed: int
+) -> tuple[str, np.ndarray | None, RowCompression | None]:
+    """:func:`plan_search`, and the distinct rows it found when it searches ``compressed``."""
     n_rows = features.shape[0]
     if n_rows <= max_points or get_algorithm(algorithm).needs_grid:
-        return "full", None
+        return "full", None, None
     if get_algorithm(algorithm).sample_weight:
-        if compress_rows(features, max_distinct_fraction=max_points / n_rows) is not None:
-            return "compressed", None
-    return "subsample", search_subset(n_rows, max_points, seed)
+        found = compress_rows(features, max_distinct_fraction=max_points / n_rows)
+        if found is not None:
+            return "compressed", None, found
+    return "subsample", search_subset(n_rows, max_points, seed), None
+
+
+def _trial_compression(found: RowCompression | None, n_rows: int) -> RowCompression | str | None:
+    """What ``compress_rows`` (default share) would say of the rows the plan compressed:
+    the same distinct rows, or None when over that share of them is distinct; "auto" (find
+    out) when the plan did not compress."""
+    if found is None:
+        return "auto"
+    return found if found.n_distinct <= DEFAULT_MAX_DISTINCT_FRACTION * n_rows else None
 
 
 class _SearchRows:
@@ -143,12 +167,20 @@ class _SearchRows:
     from the distinct rows alone.
     """
 
-    def __init__(self, features: np.ndarray, algorithm: str, max_exact: int) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        algorithm: str,
+        max_exact: int,
+        compression: RowCompression | str | None = "auto",
+    ) -> None:
+        """``compression``: ``compress_rows(features)`` when the caller has it already."""
         self.compression: RowCompression | str | None = "auto"
         self.representative: np.ndarray | None = None
         self.max_exact = max_exact
         if get_algorithm(algorithm).sample_weight:
-            self.compression = compress_rows(features)
+            given = not isinstance(compression, str)
+            self.compression = compression if given else compress_rows(features)
         if isinstance(self.compression, RowCompression):
             self.representative = np.empty(self.compression.n_distinct, dtype=np.intp)
             self.representative[self.compression.inverse] = np.arange(features.shape[0])
@@ -192,7 +224,9 @@ def make_objective(
     seed: int,
     metrics: MetricsConfig,
     shape: tuple[int, int] | None = None,
-) -> Callable[[optuna.Trial], float]:
+    compression: RowCompression | str | None = "auto",
+    reuse: bool = True,
+) -> _Objective:
     """Optuna objective: cluster with the trial's params, return the ``tune.objective`` score.
 
     The space is ``tune.space_for(cluster.algorithm)``, or the algorithm itself is searched
@@ -205,51 +239,113 @@ def make_objective(
 
     TPE often proposes a parameter set again (integer ranges are small); a repeat reuses
     the earlier outcome instead of clustering again, which is exact since runs are seeded.
+
+    What does not depend on the trial is prepared once (``reuse``): the rows' distinct rows
+    (``compression``: ``compress_rows(features)`` when the caller has them) and the
+    silhouette's query sample. The objective keeps the clustering of its best trial, which
+    is the refit when ``features`` are every pixel. ``reuse=False`` is the search as it was
+    before (each trial draws its own sample): the same values, for timing the difference.
     """
-    seen: dict[tuple, tuple[dict[str, Any], float | None]] = {}
-    objective = tune.objective
     metrics = tune.trial_metrics(metrics)
     search_rows = _SearchRows(
-        features, _planning_algorithm(cluster, tune), metrics.silhouette_max_exact
+        features,
+        _planning_algorithm(cluster, tune),
+        metrics.silhouette_max_exact,
+        compression=compression if reuse else "auto",
+    )
+    queries = _query_sample(features, metrics, seed) if reuse else None
+    return _Objective(
+        features, cluster, tune, backend, seed, metrics, shape, search_rows, queries, reuse
     )
 
-    def run_trial(trial: optuna.Trial) -> float:
-        algorithm, params = trial_algorithm(trial, cluster, tune)
-        key = (algorithm, *sorted(params.items()))
-        if key in seen:
-            attrs, value = seen[key]
+
+def _query_sample(features: np.ndarray, metrics: MetricsConfig, seed: int) -> QuerySample | None:
+    """The sampled silhouette's queries for ``features``, or None where no sample is drawn
+    (one column is scored exactly; so is a sample as large as the rows)."""
+    if features.shape[1] == 1 or metrics.silhouette_sample_size >= features.shape[0]:
+        return None
+    return draw_queries(features, metrics.silhouette_sample_size, seed)
+
+
+@dataclass
+class _Objective:
+    """The trials' objective (see :func:`make_objective`), with what trials share."""
+
+    features: np.ndarray
+    cluster: ClusterConfig
+    tune: TuneConfig
+    backend: str
+    seed: int
+    metrics: MetricsConfig
+    shape: tuple[int, int] | None
+    search_rows: _SearchRows
+    queries: QuerySample | None
+    keep_best: bool
+    seen: dict[tuple, tuple[dict[str, Any], float | None]] = field(default_factory=dict)
+    best: tuple[tuple, float, ClusterResult] | None = None  # key, value, clustering
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        algorithm, params = trial_algorithm(trial, self.cluster, self.tune)
+        key = _params_key(algorithm, params)
+        if key in self.seen:
+            attrs, value = self.seen[key]
             return _finish(trial, attrs, value)
         result = cluster_features(
-            features,
+            self.features,
             algorithm,
             params,
-            backend=backend,
-            seed=seed,
-            shape=shape,
-            compression=search_rows.compression,
+            backend=self.backend,
+            seed=self.seed,
+            shape=self.shape,
+            compression=self.search_rows.compression,
         )
-        scores = search_rows.scores(result.labels)
+        scores = self.search_rows.scores(result.labels)
         if scores is None:
             scores = configured_metrics(
-                features,
+                self.features,
                 result.labels,
-                metrics,
-                seed=seed,
-                compression=search_rows.compression,
+                self.metrics,
+                seed=self.seed,
+                compression=self.search_rows.compression,
+                queries=self.queries,
             )
-        attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
-        if scores[objective] is None:
-            attrs["reason"] = scores.get("undefined_reason", f"{objective} undefined")
-        elif scores["n_clusters"] > tune.max_clusters:
-            attrs["reason"] = f"{scores['n_clusters']} clusters > tune.max_clusters"
-        elif scores["noise_fraction"] > tune.max_noise_fraction:
-            attrs["reason"] = (
-                f"noise fraction {scores['noise_fraction']:.3g} > tune.max_noise_fraction"
-            )
-        seen[key] = (attrs, scores[objective])
-        return _finish(trial, attrs, scores[objective])
+        attrs = _degenerate(scores, self.tune)
+        value = scores[self.tune.objective]
+        self.seen[key] = (attrs, value)
+        if self.keep_best and value is not None and "reason" not in attrs:
+            self._keep(key, float(value), result)
+        return _finish(trial, attrs, value)
 
-    return run_trial
+    def clustering_of(self, algorithm: str, params: Mapping[str, Any]) -> ClusterResult | None:
+        """The kept clustering, when it is the one of these parameters."""
+        if self.best is None or self.best[0] != _params_key(algorithm, params):
+            return None
+        return self.best[2]
+
+    def _keep(self, key: tuple, value: float, result: ClusterResult) -> None:
+        """Keep the first trial of the best value, the one ``study.best_trial`` names."""
+        if self.best is not None:
+            better = value > self.best[1] if MAXIMISE[self.tune.objective] else value < self.best[1]
+            if not better:
+                return
+        self.best = (key, value, result)
+
+
+def _params_key(algorithm: str, params: Mapping[str, Any]) -> tuple:
+    return (algorithm, *sorted(params.items()))
+
+
+def _degenerate(scores: Mapping[str, Any], tune: TuneConfig) -> dict[str, Any]:
+    """The trial's user attributes, with the reason when its clustering is degenerate."""
+    objective = tune.objective
+    attrs = {"n_clusters": scores["n_clusters"], "noise_fraction": scores["noise_fraction"]}
+    if scores[objective] is None:
+        attrs["reason"] = scores.get("undefined_reason", f"{objective} undefined")
+    elif scores["n_clusters"] > tune.max_clusters:
+        attrs["reason"] = f"{scores['n_clusters']} clusters > tune.max_clusters"
+    elif scores["noise_fraction"] > tune.max_noise_fraction:
+        attrs["reason"] = f"noise fraction {scores['noise_fraction']:.3g} > tune.max_noise_fraction"
+    return attrs
 
 
 def _finish(trial: optuna.Trial, attrs: dict[str, Any], value: float | None) -> float:
@@ -273,6 +369,7 @@ def tune_clustering(
     storage: optuna.storages.BaseStorage | str | None = None,
     study_name: str = "segclust",
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    reuse: bool = True,
 ) -> TuneResult:
     """Run the study on ``features`` (N×d of an H×W image) and refit the best trial.
 
@@ -282,9 +379,14 @@ def tune_clustering(
     ``storage``: an Optuna storage, or a URL (an RDB) or a file path (a journal file). With
     ``tune.workers`` > 1 it must be a URL or a path, which every trial process opens
     (:func:`parallel_trials`); the serial default gives the same trials on every run.
+
+    ``reuse``: the trials share what does not depend on them (:func:`make_objective`), and a
+    search on every pixel keeps its best trial's clustering as the refit (serial trials).
+    ``reuse=False`` recomputes all of it, as before: the same result, slower
+    (benchmarks/tune_speed.py times both).
     """
     metrics = metrics or MetricsConfig()
-    search, subset = plan_search(
+    search, subset, found = _plan(
         features, _planning_algorithm(cluster, tune), tune.max_points, seed
     )
     search_x = features if subset is None else features[subset]
@@ -306,7 +408,10 @@ def tune_clustering(
         seed=seed,
         metrics=metrics,
         shape=shape if subset is None else None,
+        compression=_trial_compression(found, features.shape[0]),
+        reuse=reuse,
     )
+    objective = None
     if tune.workers > 1:
         assert isinstance(storage, str)
         parallel_trials(search_setup, study_name, storage, callbacks)
@@ -314,7 +419,7 @@ def tune_clustering(
         study = optuna.create_study(direction=shared.direction, study_name=study_name)
         study.add_trials(shared.get_trials())  # in memory: the result outlives the storage
     else:
-        search_setup.run(study, tune.n_trials, callbacks)
+        objective = search_setup.run(study, tune.n_trials, callbacks)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return TuneResult(study, None, None, search, int(search_x.shape[0]))
@@ -324,10 +429,25 @@ def tune_clustering(
         best_params = refit_rule(
             best_params, search_x.shape[0], features.shape[0], features.shape[1]
         )
-    best_cluster = ClusterConfig(algorithm=algorithm, params=best_params)
-    best = cluster_and_score(
-        features, shape, best_cluster, backend=backend, seed=seed, metrics=metrics
-    )
+    kept = None
+    if reuse and objective is not None and subset is None:
+        kept = objective.clustering_of(algorithm, best_params)
+    queries = _query_sample(features, metrics, seed) if reuse else None
+    if kept is not None:  # the best trial clustered every pixel: it is the refit
+        best = score_clustering(
+            features, shape, algorithm, kept, seed=seed, metrics=metrics, queries=queries
+        )
+    else:
+        best_cluster = ClusterConfig(algorithm=algorithm, params=best_params)
+        best = cluster_and_score(
+            features,
+            shape,
+            best_cluster,
+            backend=backend,
+            seed=seed,
+            metrics=metrics,
+            queries=queries,
+        )
     return TuneResult(study, best_params, best, search, int(search_x.shape[0]), algorithm)
 
 
@@ -342,13 +462,16 @@ class _StudySetup:
     seed: int
     metrics: MetricsConfig
     shape: tuple[int, int] | None
+    compression: RowCompression | str | None = "auto"  # compress_rows(features), if known
+    reuse: bool = True
 
     def run(
         self,
         study: optuna.Study,
         n_trials: int,
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
-    ) -> None:
+    ) -> _Objective:
+        """Run ``n_trials`` trials; back: the objective, which holds the best clustering."""
         objective = make_objective(
             self.features,
             self.cluster,
@@ -357,10 +480,13 @@ class _StudySetup:
             seed=self.seed,
             metrics=self.metrics,
             shape=self.shape,
+            compression=self.compression,
+            reuse=self.reuse,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # estimator warnings are recorded per trial instead
             study.optimize(objective, n_trials=n_trials, catch=TRIAL_ERRORS, callbacks=callbacks)
+        return objective
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
