@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
-from skimage.morphology import thin as _thin
 
 # correspondPixels rounds distances to integers in units of 1/100 pixel (match.cc, CSA needs
 # integer weights); so do we, so that ties and near-ties fall as they do there.
@@ -49,6 +48,64 @@ def _as_image(x: np.ndarray, what: str) -> np.ndarray:
 def _as_bmap(x: np.ndarray, what: str) -> np.ndarray:
     """A boolean boundary map: nonzero pixels are boundary pixels."""
     return _as_image(x, what).astype(bool, copy=False)
+
+
+def _guo_hall_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Guo and Hall's deletion rules for both sub-iterations, as 256-entry tables.
+
+    Written as skimage's ``_generate_thin_luts`` states them (conditions G1, G2, G3 and G3'),
+    so that :func:`_thin` deletes exactly the pixels ``skimage.morphology.thin`` does.
+    """
+    n = np.arange(256)
+    bit = [(n >> k) & 1 == 1 for k in range(8)]  # bit 0 east, then counter-clockwise
+    g1 = sum(((~bit[i]) & (bit[i + 1] | bit[(i + 2) % 8])).astype(int) for i in (0, 2, 4, 6))
+    n1 = sum((bit[k] | bit[k - 1]).astype(int) for k in (1, 3, 5, 7))
+    n2 = sum((bit[k] | bit[(k + 1) % 8]).astype(int) for k in (1, 3, 5, 7))
+    g2 = np.isin(np.minimum(n1, n2), (2, 3))
+    g12 = (g1 == 1) & g2
+    g3 = ~((bit[1] | bit[2] | ~bit[7]) & bit[0])
+    g3p = ~((bit[5] | bit[6] | ~bit[3]) & bit[4])
+    return g12 & g3, g12 & g3p
+
+
+_THIN_TABLES = _guo_hall_tables()
+# (dy, dx, weight) of the 8 neighbours in a neighbourhood code, as skimage's correlation mask
+# [[8, 4, 2], [16, 0, 1], [32, 64, 128]]
+_THIN_NEIGHBOURS = (
+    (-1, -1, 8), (-1, 0, 4), (-1, 1, 2),
+    (0, -1, 16), (0, 1, 1),
+    (1, -1, 32), (1, 0, 64), (1, 1, 128),
+)  # fmt: skip
+
+
+def _thin(image: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.thin(image)``, pixel for pixel, at a fraction of the cost.
+
+    skimage correlates the whole image with the neighbourhood mask twice per iteration; a
+    boundary map is mostly background, so this looks up the 8 neighbours of the foreground
+    pixels only (the same codes, the same tables, the same parallel deletions per
+    sub-iteration, the same stop: an iteration that deletes nothing).
+    """
+    image = np.asarray(image, dtype=bool)
+    h, w = image.shape
+    padded = np.zeros((h + 2, w + 2), dtype=np.uint8)  # zero outside, as mode="constant"
+    padded[1:-1, 1:-1] = image
+    flat = padded.ravel()
+    steps = [(dy * (w + 2) + dx, weight) for dy, dx, weight in _THIN_NEIGHBOURS]
+    alive = np.flatnonzero(flat)
+    deleted = True
+    while deleted:
+        deleted = False
+        for table in _THIN_TABLES:
+            code = np.zeros(alive.size, dtype=np.uint8)
+            for step, weight in steps:
+                code |= flat[alive + step] * np.uint8(weight)
+            gone = table[code]
+            if gone.any():
+                flat[alive[gone]] = 0
+                alive = alive[~gone]
+                deleted = True
+    return padded[1:-1, 1:-1].astype(bool)
 
 
 def boundary_map(labels: np.ndarray, *, thin: bool = False) -> np.ndarray:
@@ -252,6 +309,75 @@ def _compact(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return used, new[ids]
 
 
+def _components(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The connected components of the candidate graph ``(i, j)`` (machine, human node ids).
+
+    Returns (used machine ids, used human ids, compact i, compact j, component of every
+    compact machine node then every compact human node, machine and human nodes per
+    component).
+    """
+    ui, i = _compact(i, int(i.max()) + 1)
+    uj, j = _compact(j, int(j.max()) + 1)
+    n1, n2 = ui.size, uj.size
+    graph = csr_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
+    ncomp, comp = connected_components(graph, directed=False)
+    size_i = np.bincount(comp[:n1], minlength=ncomp)
+    size_j = np.bincount(comp[n1:], minlength=ncomp)
+    return ui, uj, i, j, comp, size_i, size_j
+
+
+def _star_pairs(
+    i: np.ndarray, j: np.ndarray, cost: np.ndarray, edge_comp: np.ndarray, on_star: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair of every component with one machine or one human pixel: its cheapest edge,
+    the first machine pixel among equal ones (one pair is the most there can be, so this is
+    an optimum; it is the edge the solver-free rule of correspondPixels' port always took)."""
+    e = np.flatnonzero(on_star)
+    order = e[np.lexsort((i[e], cost[e], edge_comp[e]))]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = edge_comp[order[1:]] != edge_comp[order[:-1]]
+    best = order[first]
+    return i[best], j[best]
+
+
+def _solve_components(
+    i: np.ndarray,
+    j: np.ndarray,
+    cost: np.ndarray,
+    half_outlier: float,
+    edge_comp: np.ndarray,
+    nodes: np.ndarray,
+    solve: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal matching of the components where ``solve`` is True, via SciPy.
+
+    Every component is solved on its own, as LAPJVsp's work per augmenting path grows with
+    the size of the graph it is given; small ones (``nodes`` machine + human pixels below
+    _BATCH_NODES) are solved in batches of up to _BATCH_NODES nodes (a block-diagonal graph)
+    to save per-call overhead. LAPJVsp's steps on one block never read another's rows or
+    columns and keep each block's own order, so a component's matching does not depend on
+    the batch it is solved in.
+    """
+    rest = np.flatnonzero(solve[edge_comp])
+    if not rest.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n1, n2 = int(i.max()) + 1, int(j.max()) + 1
+    small = solve & (nodes < _BATCH_NODES)
+    filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
+    batch = np.arange(nodes.size) + filled[-1] + 1  # large components: a batch each
+    batch[small] = filled[small]
+    edge_batch = batch[edge_comp[rest]]
+    order = rest[np.argsort(edge_batch, kind="stable")]
+    bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    for block in np.split(order, bounds):
+        bi, bj = _match_component(i[block], j[block], cost[block], half_outlier, n1, n2)
+        out_i.append(bi)
+        out_j.append(bj)
+    return np.concatenate(out_i), np.concatenate(out_j)
+
+
 def _solve(
     i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -259,47 +385,13 @@ def _solve(
 
     Edge k joins machine node ``i[k]`` and human node ``j[k]`` at ``cost[k]`` (1/100 px).
     """
-    # compact node numbers: only matchable pixels take part
-    ui, i = _compact(i, int(i.max()) + 1)
-    uj, j = _compact(j, int(j.max()) + 1)
-    n1, n2 = ui.size, uj.size
-    graph = csr_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
-    ncomp, comp = connected_components(graph, directed=False)
+    ui, uj, i, j, comp, size_i, size_j = _components(i, j)
     edge_comp = comp[i]
-    # a component with one machine or one human pixel: its cheapest edge is the optimum
-    # (one pair is the most there can be; of equal edges any is optimal: take the first)
-    size_i = np.bincount(comp[:n1], minlength=ncomp)
-    size_j = np.bincount(comp[n1:], minlength=ncomp)
     star = (size_i == 1) | (size_j == 1)
     on_star = star[edge_comp]
-    out_i: list[np.ndarray] = []
-    out_j: list[np.ndarray] = []
-    if on_star.any():
-        e = np.flatnonzero(on_star)
-        order = e[np.lexsort((cost[e], edge_comp[e]))]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = edge_comp[order[1:]] != edge_comp[order[:-1]]
-        best = order[first]
-        out_i.append(i[best])
-        out_j.append(j[best])
-    rest = np.flatnonzero(~on_star)
-    if rest.size:
-        # Every other component is solved on its own, as LAPJVsp's work per augmenting path
-        # grows with the size of the graph it is given; small ones are solved in batches of
-        # up to _BATCH_NODES nodes (a block-diagonal graph), to save per-call overhead.
-        nodes = size_i + size_j
-        small = ~star & (nodes < _BATCH_NODES)
-        filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
-        batch = np.arange(ncomp) + filled[-1] + 1  # large components: a batch each
-        batch[small] = filled[small]
-        edge_batch = batch[edge_comp[rest]]
-        order = rest[np.argsort(edge_batch, kind="stable")]
-        bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
-        for block in np.split(order, bounds):
-            bi, bj = _match_component(i[block], j[block], cost[block], half_outlier, n1, n2)
-            out_i.append(bi)
-            out_j.append(bj)
-    return ui[np.concatenate(out_i)], uj[np.concatenate(out_j)]
+    si, sj = _star_pairs(i, j, cost, edge_comp, on_star)
+    ri, rj = _solve_components(i, j, cost, half_outlier, edge_comp, size_i + size_j, ~star)
+    return ui[np.concatenate([si, ri])], uj[np.concatenate([sj, rj])]
 
 
 def _match_component(
@@ -328,9 +420,174 @@ def _match_component(
     return ui[row[real]], uj[col[real]]
 
 
-def boundary_counts(
+def _check_fraction(max_dist_fraction: float) -> None:
+    if not (math.isfinite(max_dist_fraction) and max_dist_fraction >= 0):
+        raise ValueError(f"max_dist_fraction must be >= 0, not {max_dist_fraction}")
+
+
+def _boundary_counts_direct(
     machine: np.ndarray,
     humans: Sequence[np.ndarray],
+    max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
+) -> tuple[int, int, int, int]:
+    """:func:`boundary_counts` the plain way: every annotator matched from scratch.
+
+    The reference :class:`BoundaryMatcher` is checked against (tests,
+    ``benchmarks/evaluate_speed.py``).
+    """
+    machine = _as_bmap(machine, "machine")
+    _check_fraction(max_dist_fraction)
+    max_dist = max_dist_fraction * math.hypot(*machine.shape)
+    sites = _MachineSites(machine, max_dist)
+    half_outlier = _half_outlier(max_dist, 100.0)
+    matched = np.zeros(machine.shape, dtype=bool)
+    cnt_r = sum_r = 0
+    for k, human in enumerate(humans):
+        human = _as_bmap(human, f"human boundary map {k}")
+        if human.shape != machine.shape:
+            raise ValueError(f"human boundary map {k} has shape {human.shape}, not {machine.shape}")
+        m1, m2 = sites.match(human, half_outlier)
+        matched |= m1
+        sum_r += int(np.count_nonzero(human))
+        cnt_r += int(np.count_nonzero(m2))
+    return cnt_r, sum_r, int(np.count_nonzero(matched)), int(np.count_nonzero(machine))
+
+
+class BoundaryMatcher:
+    """One image's annotators, ready to score many machine boundary maps against.
+
+    Berkeley's benchmark matches every machine map (each threshold, each segmentation)
+    against every annotator from scratch. An image is scored at dozens of thresholds, and
+    most of a map's contours are still there at the next one, so this indexes each
+    annotator's pixels once and keeps the optimal matching of every connected component of
+    the candidate graph it solves. A component is its machine pixels (its human pixels are
+    then all those in reach of them), and its matching depends on it alone (see
+    :func:`_solve_components`), so when it comes back in another map its answer is reused:
+    the counts are exactly those of matching from scratch.
+
+    Parameters
+    ----------
+    humans : sequence of numpy.ndarray
+        The annotators' H×W boundary maps (:func:`human_boundaries`).
+    max_dist_fraction : float
+        Matching tolerance as a fraction of the image diagonal.
+    """
+
+    def __init__(
+        self,
+        humans: Sequence[np.ndarray],
+        max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
+    ) -> None:
+        _check_fraction(max_dist_fraction)
+        self.max_dist_fraction = float(max_dist_fraction)
+        self.humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
+        self._shape: tuple[int, int] | None = None
+        self._solved: list[dict[bytes, tuple[np.ndarray, int]]] = [{} for _ in self.humans]
+
+    def _prepare(self, shape: tuple[int, int]) -> None:
+        """Index every annotator's pixels on the padded grid of an image of ``shape``."""
+        max_dist = self.max_dist_fraction * math.hypot(*shape)
+        self._half_outlier = _half_outlier(max_dist, 100.0)
+        dy, dx, self._cost = _offsets(max_dist)
+        r = math.ceil(max_dist)
+        self._width = shape[1] + 2 * r
+        self._r = r
+        steps = dy * self._width + dx
+        # per annotator: for each of its pixels and each offset, where a machine pixel would
+        # have to be to reach it (a machine pixel at p reaches p + step at that offset's cost)
+        self._reach = []
+        for human in self.humans:
+            hy, hx = np.nonzero(human)
+            position = (hy + r) * self._width + (hx + r)
+            self._reach.append(position[:, None] - steps[None, :])
+        self._node = np.full((shape[0] + 2 * r) * self._width, -1, dtype=np.int64)
+        self._shape = shape
+
+    def counts(self, machine: np.ndarray) -> tuple[int, int, int, int]:
+        """(cnt_r, sum_r, cnt_p, sum_p) of a boundary map, as :func:`boundary_counts`."""
+        machine = _as_bmap(machine, "machine")
+        for k, human in enumerate(self.humans):
+            if human.shape != machine.shape:
+                raise ValueError(
+                    f"human boundary map {k} has shape {human.shape}, not {machine.shape}"
+                )
+        if self._shape != machine.shape:
+            self._prepare(machine.shape)
+        my, mx = np.nonzero(machine)
+        position = (my + self._r) * self._width + (mx + self._r)
+        self._node[position] = np.arange(position.size)
+        matched = np.zeros(position.size, dtype=bool)
+        cnt_r = sum_r = 0
+        try:
+            for k, reach in enumerate(self._reach):
+                sum_r += reach.shape[0]
+                if not position.size or not reach.size:
+                    continue
+                node = self._node[reach]  # human pixel × offset -> machine node or -1
+                j, o = np.nonzero(node >= 0)
+                if j.size:
+                    cnt_r += self._match(k, node[j, o], j, self._cost[o], position, matched)
+        finally:
+            self._node[position] = -1
+        return cnt_r, sum_r, int(np.count_nonzero(matched)), int(position.size)
+
+    def _match(
+        self,
+        k: int,
+        i: np.ndarray,
+        j: np.ndarray,
+        cost: np.ndarray,
+        position: np.ndarray,
+        matched: np.ndarray,
+    ) -> int:
+        """Match annotator ``k`` on the candidate graph ``(i, j, cost)``: marks the matched
+        machine nodes in ``matched``, returns the number of pairs."""
+        ui, _, i, j, comp, size_i, size_j = _components(i, j)
+        edge_comp = comp[i]
+        star = (size_i == 1) | (size_j == 1)
+        on_star = star[edge_comp]
+        pairs = 0
+        if on_star.any():
+            si, _ = _star_pairs(i, j, cost, edge_comp, on_star)
+            matched[ui[si]] = True
+            pairs += si.size
+        # the other components: the ones met before from the cache, the new ones solved
+        nodes = np.flatnonzero(~star[comp[: ui.size]])
+        if not nodes.size:
+            return pairs
+        nodes = nodes[np.argsort(comp[nodes], kind="stable")]
+        cuts = np.flatnonzero(np.diff(comp[nodes])) + 1
+        solved = self._solved[k]
+        new: dict[int, bytes] = {}
+        for group in np.split(nodes, cuts):
+            key = position[ui[group]].tobytes()
+            known = solved.get(key)
+            if known is None:
+                new[int(comp[group[0]])] = key
+                continue
+            matched[self._node[known[0]]] = True
+            pairs += known[1]
+        if new:
+            solve = np.zeros(size_i.size, dtype=bool)
+            solve[list(new)] = True
+            ri, _ = _solve_components(
+                i, j, cost, self._half_outlier, edge_comp, size_i + size_j, solve
+            )
+            matched[ui[ri]] = True
+            pairs += ri.size
+            ri = ri[np.argsort(comp[ri], kind="stable")]
+            found = dict.fromkeys(new, np.zeros(0, np.int64))
+            if ri.size:
+                cuts = np.flatnonzero(np.diff(comp[ri])) + 1
+                found |= {int(comp[g[0]]): g for g in np.split(ri, cuts)}
+            for c, key in new.items():
+                solved[key] = (position[ui[found[c]]], int(found[c].size))
+        return pairs
+
+
+def boundary_counts(
+    machine: np.ndarray,
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
 ) -> tuple[int, int, int, int]:
     """Recall and precision counts of one boundary map, as ``evaluation_bdry_image`` per threshold.
@@ -344,11 +601,12 @@ def boundary_counts(
     machine : numpy.ndarray
         H×W boundary map (nonzero = boundary), used as given: Berkeley thins it first
         (``boundary_map(..., thin=True)`` or :func:`boundary_counts_over_thresholds` do).
-    humans : sequence of numpy.ndarray
-        H×W boundary maps of the annotators (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        H×W boundary maps of the annotators (:func:`human_boundaries`), or a
+        :class:`BoundaryMatcher` of them, which remembers what it solved across calls.
     max_dist_fraction : float
         Matching tolerance as a fraction of the image diagonal (Berkeley: 0.0075, which is
-        4.3 pixels on a 481×321 image).
+        4.3 pixels on a 481×321 image); a matcher must have been made with the same.
 
     Returns
     -------
@@ -366,23 +624,20 @@ def boundary_counts(
     >>> boundary_counts(b, [b, lower], max_dist_fraction=0.05)  # 0.71 px: lower misses
     (6, 12, 6, 6)
     """
-    machine = _as_bmap(machine, "machine")
-    if not (math.isfinite(max_dist_fraction) and max_dist_fraction >= 0):
-        raise ValueError(f"max_dist_fraction must be >= 0, not {max_dist_fraction}")
-    max_dist = max_dist_fraction * math.hypot(*machine.shape)
-    sites = _MachineSites(machine, max_dist)
-    half_outlier = _half_outlier(max_dist, 100.0)
-    matched = np.zeros(machine.shape, dtype=bool)
-    cnt_r = sum_r = 0
-    for k, human in enumerate(humans):
-        human = _as_bmap(human, f"human boundary map {k}")
-        if human.shape != machine.shape:
-            raise ValueError(f"human boundary map {k} has shape {human.shape}, not {machine.shape}")
-        m1, m2 = sites.match(human, half_outlier)
-        matched |= m1
-        sum_r += int(np.count_nonzero(human))
-        cnt_r += int(np.count_nonzero(m2))
-    return cnt_r, sum_r, int(np.count_nonzero(matched)), int(np.count_nonzero(machine))
+    return _matcher(humans, max_dist_fraction).counts(machine)
+
+
+def _matcher(
+    humans: Sequence[np.ndarray] | BoundaryMatcher, max_dist_fraction: float
+) -> BoundaryMatcher:
+    """``humans`` as a matcher: itself (same tolerance only), or a new one."""
+    if not isinstance(humans, BoundaryMatcher):
+        return BoundaryMatcher(humans, max_dist_fraction)
+    if humans.max_dist_fraction != max_dist_fraction:
+        raise ValueError(
+            f"the matcher's tolerance is {humans.max_dist_fraction}, not {max_dist_fraction}"
+        )
+    return humans
 
 
 def berkeley_thresholds(nthresh: int = 99) -> np.ndarray:
@@ -412,7 +667,7 @@ def ucm2_to_image_size(ucm2: np.ndarray) -> np.ndarray:
 
 def boundary_counts_over_thresholds(
     ucm: np.ndarray,
-    humans: Sequence[np.ndarray],
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     thresholds: Sequence[float] | np.ndarray,
     *,
     thin: bool = True,
@@ -422,19 +677,21 @@ def boundary_counts_over_thresholds(
 
     At threshold t the boundary pixels are ``ucm >= t`` (as ``evaluation_bdry_image``),
     thinned to one pixel as Berkeley does (``thin=True``). Consecutive thresholds that give
-    the same map reuse its counts (an ultrametric map has few distinct levels).
+    the same map reuse its counts (an ultrametric map has few distinct levels), and one
+    :class:`BoundaryMatcher` serves every threshold (most contours stay from one to the next).
 
     Parameters
     ----------
     ucm : numpy.ndarray
         H×W float boundary strength on the pixel grid (for a ``ucm2`` map, see
         :func:`ucm2_to_image_size`).
-    humans : sequence of numpy.ndarray
-        Annotators' H×W boundary maps (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        Annotators' H×W boundary maps (:func:`human_boundaries`), or a matcher of them
+        (shared by several calls on one image, it reuses what it solved).
     thresholds : sequence of float
         T thresholds, e.g. :func:`berkeley_thresholds`.
     thin : bool
-        Thin each thresholded map (``skimage.morphology.thin``).
+        Thin each thresholded map (as ``skimage.morphology.thin``).
     max_dist_fraction : float
         Matching tolerance as a fraction of the image diagonal.
 
@@ -444,7 +701,7 @@ def boundary_counts_over_thresholds(
         int64 array of shape (T, 4): cnt_r, sum_r, cnt_p, sum_p per threshold.
     """
     ucm = _as_image(ucm, "ucm")
-    humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
+    matcher = _matcher(humans, max_dist_fraction)
     thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
     out = np.zeros((thresholds.size, 4), dtype=np.int64)
     previous: np.ndarray | None = None
@@ -455,14 +712,14 @@ def boundary_counts_over_thresholds(
         if previous is not None and np.array_equal(bmap, previous):
             out[t] = out[t - 1]
             continue
-        out[t] = boundary_counts(bmap, humans, max_dist_fraction)
+        out[t] = matcher.counts(bmap)
         previous = bmap
     return out
 
 
 def segmentation_boundary_counts(
     segmentations: np.ndarray | Sequence[np.ndarray],
-    humans: Sequence[np.ndarray],
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     *,
     thin: bool = True,
     max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
@@ -478,8 +735,8 @@ def segmentation_boundary_counts(
     ----------
     segmentations : numpy.ndarray or sequence of numpy.ndarray
         One H×W label map, or T of them (e.g. a hierarchy from coarse to fine).
-    humans : sequence of numpy.ndarray
-        Annotators' H×W boundary maps (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        Annotators' H×W boundary maps (:func:`human_boundaries`), or a matcher of them.
     thin : bool
         Thin each boundary map.
     max_dist_fraction : float
@@ -492,11 +749,8 @@ def segmentation_boundary_counts(
     """
     if isinstance(segmentations, np.ndarray) and segmentations.ndim == 2:
         segmentations = [segmentations]
-    humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
-    rows = [
-        boundary_counts(boundary_map(seg, thin=thin), humans, max_dist_fraction)
-        for seg in segmentations
-    ]
+    matcher = _matcher(humans, max_dist_fraction)
+    rows = [matcher.counts(boundary_map(seg, thin=thin)) for seg in segmentations]
     return np.array(rows, dtype=np.int64).reshape(len(rows), 4)
 
 
