@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -127,13 +128,20 @@ def learned_edge_weights(probability: np.ndarray) -> np.ndarray:
     return edges
 
 
+@lru_cache(maxsize=4)
 def _graph(shape: tuple[int, int]) -> tuple[Any, np.ndarray, np.ndarray]:
-    """higra's 4-adjacency graph and, per edge, its source pixel and whether it points right."""
+    """higra's 4-adjacency graph and, per edge, its source pixel and whether it points right.
+
+    Kept per shape (read only): a data set's photos share a few shapes, and building the
+    graph costs as much as the tree on it."""
     import higra as hg
 
-    graph = hg.get_4_adjacency_graph(shape)
+    graph = hg.get_4_adjacency_graph(tuple(shape))
     sources, targets = graph.edge_list()
-    return graph, sources, (targets - sources) == 1
+    right = (targets - sources) == 1
+    for array in (sources, right):
+        array.flags.writeable = False
+    return graph, sources, right
 
 
 def _to_graph_order(edges: np.ndarray, sources: np.ndarray, right: np.ndarray) -> np.ndarray:
