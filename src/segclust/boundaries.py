@@ -27,13 +27,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import (
+    connected_components,
+    maximum_bipartite_matching,
+    min_weight_full_bipartite_matching,
+)
 
 # correspondPixels rounds distances to integers in units of 1/100 pixel (match.cc, CSA needs
 # integer weights); so do we, so that ties and near-ties fall as they do there.
 _UNITS_PER_PIXEL = 100
 # Components smaller than this are matched together, up to this many nodes per SciPy call.
-_BATCH_NODES = 400
+_BATCH_NODES = 200
 # Berkeley's default tolerance: a fraction of the image diagonal.
 DEFAULT_MAX_DIST_FRACTION = 0.0075
 
@@ -345,37 +349,98 @@ def _solve_components(
     j: np.ndarray,
     cost: np.ndarray,
     half_outlier: float,
-    edge_comp: np.ndarray,
+    comp: np.ndarray,
     nodes: np.ndarray,
     solve: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Optimal matching of the components where ``solve`` is True, via SciPy.
 
-    Every component is solved on its own, as LAPJVsp's work per augmenting path grows with
-    the size of the graph it is given; small ones (``nodes`` machine + human pixels below
-    _BATCH_NODES) are solved in batches of up to _BATCH_NODES nodes (a block-diagonal graph)
-    to save per-call overhead. LAPJVsp's steps on one block never read another's rows or
-    columns and keep each block's own order, so a component's matching does not depend on
-    the batch it is solved in.
+    ``i``, ``j``: compact node ids (every node has an edge); ``comp``: the component of each
+    machine node, then of each human node; ``nodes``: nodes per component. Every component
+    is solved on its own, as LAPJVsp's work per augmenting path grows with the size of the
+    graph it is given; small ones (below _BATCH_NODES nodes) are solved in batches of up to
+    _BATCH_NODES nodes (a block-diagonal graph) to save per-call overhead. LAPJVsp's steps
+    on one block never read another's rows or columns and keep each block's own order, so a
+    component's matching does not depend on the batch it is solved in.
     """
-    rest = np.flatnonzero(solve[edge_comp])
-    if not rest.size:
+    if not solve.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    n1, n2 = int(i.max()) + 1, int(j.max()) + 1
+    n1 = int(i.max()) + 1
     small = solve & (nodes < _BATCH_NODES)
     filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
     batch = np.arange(nodes.size) + filled[-1] + 1  # large components: a batch each
     batch[small] = filled[small]
-    edge_batch = batch[edge_comp[rest]]
-    order = rest[np.argsort(edge_batch, kind="stable")]
-    bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
-    out_i: list[np.ndarray] = []
-    out_j: list[np.ndarray] = []
-    for block in np.split(order, bounds):
-        bi, bj = _match_component(i[block], j[block], cost[block], half_outlier, n1, n2)
-        out_i.append(bi)
-        out_j.append(bj)
+    used, batch[solve] = np.unique(batch[solve], return_inverse=True)
+    batch[~solve] = -1
+    # each batch's nodes numbered 0.. in increasing id, machine and human apart
+    mine, local, first, count = [], [], [], []
+    for node_batch in (batch[comp[:n1]], batch[comp[n1:]]):
+        order = np.argsort(node_batch, kind="stable")
+        order = order[node_batch[order] >= 0]
+        size = np.bincount(node_batch[order], minlength=used.size)
+        start = np.cumsum(size) - size
+        rank = np.full(node_batch.size, -1, dtype=np.int64)
+        rank[order] = np.arange(order.size) - start[node_batch[order]]
+        mine.append(order)
+        local.append(rank)
+        first.append(start)
+        count.append(size)
+    edges = np.flatnonzero(batch[comp[i]] >= 0)
+    a, b = count
+    data, indices, indptr = _dummy_graphs(
+        batch[comp[i[edges]]], local[0][i[edges]], local[1][j[edges]], cost[edges],
+        half_outlier, a, b,
+    )  # fmt: skip
+    out_i: list[np.ndarray] = [np.zeros(0, np.int64)]
+    out_j: list[np.ndarray] = [np.zeros(0, np.int64)]
+    row = 0
+    for k in range(used.size):
+        n = int(a[k] + b[k])
+        start, stop = indptr[row], indptr[row + n]
+        graph = csr_matrix(
+            (data[start:stop], indices[start:stop], indptr[row : row + n + 1] - start),
+            shape=(n, n),
+        )
+        row += n
+        rows, cols = min_weight_full_bipartite_matching(graph)
+        real = (rows < a[k]) & (cols < b[k])
+        out_i.append(mine[0][first[0][k] + rows[real]])
+        out_j.append(mine[1][first[1][k] + cols[real]])
     return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def _machines_all_matched(
+    i: np.ndarray,
+    j: np.ndarray,
+    comp: np.ndarray,
+    size_i: np.ndarray,
+    size_j: np.ndarray,
+    which: np.ndarray,
+    max_cost: int,
+    pair_saving: float,
+) -> np.ndarray:
+    """Per component (among ``which``): does every optimal matching match all its machine
+    nodes? Answered without the weighted solver where it can be proved.
+
+    A pair saves ``pair_saving`` (two outlier edges) and costs at most ``max_cost``. If an
+    optimal matching O had fewer pairs than a maximum matching M, O △ M would hold a path
+    that adds one pair to O while changing at most |M| of its pairs, at a net change of at
+    most |M| × max_cost − pair_saving: below zero when the component's smaller side times
+    ``max_cost`` is below ``pair_saving``, so O was not optimal. There every optimum has the
+    maximum number of pairs, and when a maximum matching (Hopcroft-Karp,
+    ``scipy.sparse.csgraph.maximum_bipartite_matching``) covers every machine node, so does
+    each optimum: the weighted solver's answer is known. Compact ids: ``comp`` holds the
+    machine nodes' components, then the human nodes'.
+    """
+    candidate = which & (np.minimum(size_i, size_j) * max_cost < pair_saving)
+    edges = np.flatnonzero(candidate[comp[i]])
+    if not edges.size:
+        return candidate
+    n1, n2 = int(i.max()) + 1, int(j.max()) + 1  # compact ids: every node has an edge
+    graph = csr_matrix((np.ones(edges.size), (i[edges], j[edges])), shape=(n1, n2))
+    partner = maximum_bipartite_matching(graph, perm_type="column")
+    pairs = np.bincount(comp[:n1][partner >= 0], minlength=size_i.size)
+    return candidate & (pairs == size_i)
 
 
 def _solve(
@@ -390,34 +455,64 @@ def _solve(
     star = (size_i == 1) | (size_j == 1)
     on_star = star[edge_comp]
     si, sj = _star_pairs(i, j, cost, edge_comp, on_star)
-    ri, rj = _solve_components(i, j, cost, half_outlier, edge_comp, size_i + size_j, ~star)
+    ri, rj = _solve_components(i, j, cost, half_outlier, comp, size_i + size_j, ~star)
     return ui[np.concatenate([si, ri])], uj[np.concatenate([sj, rj])]
 
 
-def _match_component(
-    i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float, n1: int, n2: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal matching of one or more whole components (node ids below n1, n2), via SciPy."""
-    ui, li = _compact(i, n1)
-    uj, lj = _compact(j, n2)
-    a, b = ui.size, uj.size
-    n = a + b
-    # rows: machine 0..a-1, human dummies a..n-1; columns: human 0..b-1, machine dummies b..n-1
-    rows = np.concatenate([li, np.arange(a), a + np.arange(b), a + lj])
-    cols = np.concatenate([lj, b + np.arange(a), np.arange(b), b + li])
-    weights = np.concatenate(
-        [
-            cost.astype(np.float64),
-            np.full(a, half_outlier),
-            np.full(b, half_outlier),
-            np.zeros(i.size),
-        ]
-    )
-    weights += 1.0  # no explicit zeros (SciPy would read them as missing edges); see above
-    graph = csr_matrix((weights, (rows, cols)), shape=(n, n))
-    row, col = min_weight_full_bipartite_matching(graph)
-    real = (row < a) & (col < b)
-    return ui[row[real]], uj[col[real]]
+def _dummy_graphs(
+    batch: np.ndarray,
+    li: np.ndarray,
+    lj: np.ndarray,
+    cost: np.ndarray,
+    half_outlier: float,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The square graphs of :func:`correspond_pixels`, one per batch, in canonical CSR form
+    (sorted columns, no duplicates), built for all batches at once.
+
+    Edge e joins machine ``li[e]`` and human ``lj[e]`` of batch ``batch[e]``, which has
+    ``a[k]`` machine and ``b[k]`` human nodes. Batch k's rows: machine 0..a-1, then human
+    dummies a..a+b-1; its columns: human 0..b-1, then machine dummies b..a+b-1. Machine row
+    i: its candidate humans (their cost), then its own dummy (half the outlier cost); dummy
+    row of human j: human j (half the outlier cost), then the dummies of its candidate
+    machines (free). Every weight +1 (see correspond_pixels). Batch k is
+    ``data[s:t], indices[s:t], indptr[r:r + a + b + 1] - s`` with ``r`` its first row
+    (batches in order) and ``s, t = indptr[r], indptr[r + a + b]``: the matrix that
+    ``csr_matrix((weights, (rows, cols)))`` gives, made without COO's conversion, which
+    costs more than solving a small component.
+    """
+    sizes = a + b
+    first_row = np.cumsum(sizes) - sizes
+    rows = int(sizes.sum())
+    machine_row = first_row[batch] + li
+    dummy_row = first_row[batch] + a[batch] + lj
+    per_machine = np.bincount(machine_row, minlength=rows)
+    per_dummy = np.bincount(dummy_row, minlength=rows)
+    indptr = np.zeros(rows + 1, dtype=np.int32)
+    np.cumsum(per_machine + per_dummy + 1, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float64)
+    # every node's row, and its number within its batch
+    owner = np.repeat(np.arange(a.size), sizes)
+    within = np.arange(rows) - first_row[owner]
+    machine = within < a[owner]
+    # machine rows: the candidate humans in order, then the row's own dummy last
+    # (row, column) pairs are distinct, so one key sorts them (faster than np.lexsort)
+    order = np.argsort(machine_row * (int(lj.max()) + 1) + lj)
+    row = machine_row[order]
+    at = indptr[row] + np.arange(row.size) - (np.cumsum(per_machine) - per_machine)[row]
+    indices[at], data[at] = lj[order], cost[order] + 1.0
+    ends = indptr[1:][machine] - 1
+    indices[ends], data[ends] = b[owner[machine]] + within[machine], half_outlier + 1.0
+    # dummy rows: their human first, then the candidate machines' dummies in order
+    starts = indptr[:-1][~machine]
+    indices[starts], data[starts] = within[~machine] - a[owner[~machine]], half_outlier + 1.0
+    order = np.argsort(dummy_row * (int(li.max()) + 1) + li)
+    row = dummy_row[order]
+    at = indptr[row] + 1 + np.arange(row.size) - (np.cumsum(per_dummy) - per_dummy)[row]
+    indices[at], data[at] = b[batch[order]] + li[order], 1.0
+    return data, indices, indptr
 
 
 def _check_fraction(max_dist_fraction: float) -> None:
@@ -490,99 +585,109 @@ class BoundaryMatcher:
         self._half_outlier = _half_outlier(max_dist, 100.0)
         dy, dx, self._cost = _offsets(max_dist)
         r = math.ceil(max_dist)
-        self._width = shape[1] + 2 * r
-        self._r = r
-        steps = dy * self._width + dx
-        # per annotator: for each of its pixels and each offset, where a machine pixel would
-        # have to be to reach it (a machine pixel at p reaches p + step at that offset's cost)
-        self._reach = []
-        for human in self.humans:
+        width = shape[1] + 2 * r
+        steps = dy * width + dx
+        # every annotator's pixels, one after the other, and for each pixel and offset where
+        # a machine pixel would have to be to reach it (a machine pixel at padded position p
+        # reaches p + step at that offset's cost)
+        reach, owner = [], []
+        for k, human in enumerate(self.humans):
             hy, hx = np.nonzero(human)
-            position = (hy + r) * self._width + (hx + r)
-            self._reach.append(position[:, None] - steps[None, :])
-        self._node = np.full((shape[0] + 2 * r) * self._width, -1, dtype=np.int64)
-        self._shape = shape
+            reach.append(((hy + r) * width + (hx + r))[:, None] - steps[None, :])
+            owner.append(np.full(hy.size, k))
+        self._reach = np.concatenate(reach) if reach else np.zeros((0, steps.size), np.int64)
+        self._owner = np.concatenate(owner) if owner else np.zeros(0, np.int64)
+        self._node = np.full((shape[0] + 2 * r) * width, -1, dtype=np.int64)
+        self._r, self._width, self._shape = r, width, shape
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise the ValueError :meth:`counts` raises for a map of another shape."""
+        for k, human in enumerate(self.humans):
+            if human.shape != tuple(shape):
+                raise ValueError(f"human boundary map {k} has shape {human.shape}, not {shape}")
 
     def counts(self, machine: np.ndarray) -> tuple[int, int, int, int]:
         """(cnt_r, sum_r, cnt_p, sum_p) of a boundary map, as :func:`boundary_counts`."""
         machine = _as_bmap(machine, "machine")
-        for k, human in enumerate(self.humans):
-            if human.shape != machine.shape:
-                raise ValueError(
-                    f"human boundary map {k} has shape {human.shape}, not {machine.shape}"
-                )
+        self.check_shape(machine.shape)
         if self._shape != machine.shape:
             self._prepare(machine.shape)
         my, mx = np.nonzero(machine)
         position = (my + self._r) * self._width + (mx + self._r)
-        self._node[position] = np.arange(position.size)
-        matched = np.zeros(position.size, dtype=bool)
-        cnt_r = sum_r = 0
+        n, sum_r = position.size, self._reach.shape[0]
+        self._node[position] = np.arange(n)
         try:
-            for k, reach in enumerate(self._reach):
-                sum_r += reach.shape[0]
-                if not position.size or not reach.size:
-                    continue
-                node = self._node[reach]  # human pixel × offset -> machine node or -1
-                j, o = np.nonzero(node >= 0)
-                if j.size:
-                    cnt_r += self._match(k, node[j, o], j, self._cost[o], position, matched)
+            node = self._node[self._reach].ravel()  # human pixel × offset -> machine pixel
+            edges = np.flatnonzero(node >= 0)
+            if not edges.size:
+                return 0, sum_r, 0, n
+            j, o = np.divmod(edges, self._cost.size)
+            # every annotator matches its own copy of the machine pixels: copy k of pixel m
+            # is node k·n + m, so the annotators' graphs are disjoint and solved together
+            i = node[edges] + n * self._owner[j]
+            matched, pairs = self._match(i, j, self._cost[o], position)
         finally:
             self._node[position] = -1
-        return cnt_r, sum_r, int(np.count_nonzero(matched)), int(position.size)
+        hit = np.zeros(n, dtype=bool)
+        hit[matched % n] = True
+        return pairs, sum_r, int(np.count_nonzero(hit)), n
 
     def _match(
-        self,
-        k: int,
-        i: np.ndarray,
-        j: np.ndarray,
-        cost: np.ndarray,
-        position: np.ndarray,
-        matched: np.ndarray,
-    ) -> int:
-        """Match annotator ``k`` on the candidate graph ``(i, j, cost)``: marks the matched
-        machine nodes in ``matched``, returns the number of pairs."""
+        self, i: np.ndarray, j: np.ndarray, cost: np.ndarray, position: np.ndarray
+    ) -> tuple[np.ndarray, int]:
+        """The matched machine nodes and the number of pairs of the candidate graph
+        ``(i, j, cost)`` (machine nodes k·n + pixel, see :meth:`counts`)."""
+        n = position.size
         ui, _, i, j, comp, size_i, size_j = _components(i, j)
         edge_comp = comp[i]
         star = (size_i == 1) | (size_j == 1)
         on_star = star[edge_comp]
+        matched: list[np.ndarray] = []
         pairs = 0
         if on_star.any():
             si, _ = _star_pairs(i, j, cost, edge_comp, on_star)
-            matched[ui[si]] = True
+            matched.append(ui[si])
             pairs += si.size
         # the other components: the ones met before from the cache, the new ones solved
         nodes = np.flatnonzero(~star[comp[: ui.size]])
-        if not nodes.size:
-            return pairs
         nodes = nodes[np.argsort(comp[nodes], kind="stable")]
-        cuts = np.flatnonzero(np.diff(comp[nodes])) + 1
-        solved = self._solved[k]
-        new: dict[int, bytes] = {}
-        for group in np.split(nodes, cuts):
-            key = position[ui[group]].tobytes()
+        new: dict[int, tuple[dict, bytes]] = {}
+        for group in np.split(nodes, np.flatnonzero(np.diff(comp[nodes])) + 1):
+            if not group.size:
+                continue
+            ids = ui[group]
+            solved = self._solved[int(ids[0]) // n]
+            key = position[ids % n].tobytes()
             known = solved.get(key)
             if known is None:
-                new[int(comp[group[0]])] = key
+                new[int(comp[group[0]])] = (solved, key)
                 continue
-            matched[self._node[known[0]]] = True
+            annotator = ids[0] - ids[0] % n
+            matched.append(annotator + self._node[known[0]])
             pairs += known[1]
         if new:
             solve = np.zeros(size_i.size, dtype=bool)
             solve[list(new)] = True
-            ri, _ = _solve_components(
-                i, j, cost, self._half_outlier, edge_comp, size_i + size_j, solve
+            # where the optimum provably matches every machine pixel, no solver is needed
+            full = _machines_all_matched(
+                i, j, comp, size_i, size_j, solve, int(self._cost.max()), 2 * self._half_outlier
             )
-            matched[ui[ri]] = True
+            ri, _ = _solve_components(
+                i, j, cost, self._half_outlier, comp, size_i + size_j, solve & ~full
+            )
+            ri = np.concatenate([ri, np.flatnonzero(full[comp[: ui.size]])])
+            matched.append(ui[ri])
             pairs += ri.size
             ri = ri[np.argsort(comp[ri], kind="stable")]
-            found = dict.fromkeys(new, np.zeros(0, np.int64))
-            if ri.size:
-                cuts = np.flatnonzero(np.diff(comp[ri])) + 1
-                found |= {int(comp[g[0]]): g for g in np.split(ri, cuts)}
-            for c, key in new.items():
-                solved[key] = (position[ui[found[c]]], int(found[c].size))
-        return pairs
+            found = {
+                int(comp[g[0]]): g
+                for g in np.split(ri, np.flatnonzero(np.diff(comp[ri])) + 1)
+                if g.size
+            }
+            for c, (solved, key) in new.items():
+                ids = ui[found.get(c, np.zeros(0, np.int64))]
+                solved[key] = (position[ids % n], int(ids.size))
+        return (np.concatenate(matched) if matched else np.zeros(0, np.int64)), pairs
 
 
 def boundary_counts(

@@ -39,6 +39,7 @@ from segclust.boundaries import (
     BoundaryMatcher,
     berkeley_thresholds,
     boundary_counts_over_thresholds,
+    boundary_map,
     boundary_scores,
     human_boundaries,
     precision_recall,
@@ -78,13 +79,19 @@ MAPS = {
 }
 
 
-def _flat_scores(
+def _region_scores(
     labels: np.ndarray, annotations: list[np.ndarray], humans: BoundaryMatcher
-) -> tuple:
+) -> dict:
+    """A segment map's region scores; first the shape check its boundary counts would fail."""
+    humans.check_shape(boundary_map(labels).shape)
+    return compare_to_annotators(labels, annotations)
+
+
+def _flat_scores(scores: dict, labels: np.ndarray, humans: BoundaryMatcher) -> tuple:
+    """A segment map's scores (region scores beside) and boundary counts."""
     counts = segmentation_boundary_counts(labels, humans)[0]
     p, r, f = (float(v) for v in precision_recall(counts))
-    scores = compare_to_annotators(labels, annotations)
-    scores |= {"boundary_p": p, "boundary_r": r, "boundary_f": f}
+    scores = scores | {"boundary_p": p, "boundary_r": r, "boundary_f": f}
     return {k: rounded(scores[k]) for k in SCORES}, counts
 
 
@@ -164,26 +171,31 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
     started = time.perf_counter()
     annotations = find_ground_truth(gt_root, stem)
     humans = BoundaryMatcher(human_boundaries(annotations))
-    entry: dict = {"n_annotators": len(annotations)}
-    image_counts: dict[str, np.ndarray] = {}
+    flat: dict[str, tuple[dict, np.ndarray]] = {}
     for which, folder in MAPS.items():
         path = folder / f"{stem}.npy"
         if not path.exists():
             continue
+        labels = np.load(path)
         try:
-            entry[which], image_counts[which] = _flat_scores(np.load(path), annotations, humans)
+            flat[which] = _region_scores(labels, annotations, humans), labels
         except ValueError as exc:
             raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
     edges = _edge_counts(stem, humans)
+    regions = boundaries = None
     ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
-    if levels is None or not ucm_path.exists():
-        return stem, entry, image_counts, None, None, edges, _seconds(started)
-    hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
-    regions = region_scores_by_level(hierarchy, annotations, levels)
-    # a pixel is on the cut's boundary at t when its strength is > t (next float)
-    boundaries = boundary_counts_over_thresholds(
-        boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
-    )
+    if levels is not None and ucm_path.exists():
+        hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
+        regions = region_scores_by_level(hierarchy, annotations, levels)
+        # a pixel is on the cut's boundary at t when its strength is > t (next float)
+        boundaries = boundary_counts_over_thresholds(
+            boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
+        )
+    # the segment maps' boundaries last: the hierarchy's cut is one of its levels, matched
+    entry: dict = {"n_annotators": len(annotations)}
+    image_counts: dict[str, np.ndarray] = {}
+    for which, (scores, labels) in flat.items():
+        entry[which], image_counts[which] = _flat_scores(scores, labels, humans)
     return stem, entry, image_counts, regions, boundaries, edges, _seconds(started)
 
 
