@@ -5,9 +5,10 @@ Huttenlocher on the same photo, and asked for at most 6× with identical metrics
 both implementations of the per-photo evaluation on the same inputs, alternating, and
 asserts that every number they return is the same:
 
-* **before**: :func:`old_evaluate_image`, the stage's per-photo function as it was (every
-  map matched against every annotator from scratch, ``skimage.morphology.thin``, each
-  hierarchy level cut and relabelled, then one contingency table per level and annotator);
+* **before**: :func:`old_evaluate_image`, the stage's per-photo function as it was at
+  commit BEFORE, with that commit's ``segclust/boundaries.py`` read from Git (every map
+  matched against every annotator from scratch, ``skimage.morphology.thin``), each
+  hierarchy level cut and relabelled, then one contingency table per level and annotator;
 * **after**: :func:`segclust.stages.evaluate.evaluate_image` (one
   :class:`~segclust.boundaries.BoundaryMatcher` per photo reusing each solved component,
   thinning on the foreground only, level tables merged from the finest cut's);
@@ -32,6 +33,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -40,11 +42,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import cv2
 import numpy as np
 import yaml
-from skimage.morphology import thin as skimage_thin
 from skimage.segmentation import felzenszwalb
 
 from segclust import hierarchy as hierarchy_module
-from segclust.boundaries import _boundary_counts_direct, boundary_map, precision_recall
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth
 from segclust.hierarchy import Hierarchy, boundary_strength
@@ -59,28 +59,32 @@ STAGES = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy")
 
 # --- before: the stage's per-photo evaluation as it was ----------------------------------------
 
-
-def _old_counts_over_thresholds(
-    strength: np.ndarray, humans: list[np.ndarray], thresholds: np.ndarray
-) -> np.ndarray:
-    """``boundary_counts_over_thresholds`` as it was: skimage's thinning, a fresh match."""
-    out = np.zeros((thresholds.size, 4), dtype=np.int64)
-    previous = None
-    for t, threshold in enumerate(thresholds):
-        bmap = skimage_thin(strength >= threshold)
-        if previous is not None and np.array_equal(bmap, previous):
-            out[t] = out[t - 1]
-            continue
-        out[t] = _boundary_counts_direct(bmap, humans)
-        previous = bmap
-    return out
+BEFORE = "1e87485"  # the last commit before issue 22's work
 
 
-def old_evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple:
-    """:func:`segclust.stages.evaluate.evaluate_image` before issue 22 (less its seconds)."""
+def old_boundaries() -> types.ModuleType:
+    """``segclust.boundaries`` as it was at BEFORE (it imports NumPy, SciPy and skimage only),
+    read from Git: the matching and thinning exactly as they ran."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{BEFORE}:src/segclust/boundaries.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType("segclust_boundaries_before")
+    sys.modules[module.__name__] = module  # its dataclass looks itself up there
+    exec(compile(source, f"{BEFORE}:src/segclust/boundaries.py", "exec"), module.__dict__)
+    return module
+
+
+def old_evaluate_image(
+    stem: str, gt_root: Path, levels: np.ndarray | None, old: types.ModuleType
+) -> tuple:
+    """:func:`segclust.stages.evaluate.evaluate_image` at BEFORE (less its seconds), with the
+    boundary benchmark of that commit (``old``)."""
     hierarchy_module._graph.cache_clear()  # it built the pixel graph per photo
     annotations = find_ground_truth(gt_root, stem)
-    humans = [skimage_thin(boundary_map(seg)) for seg in annotations]
+    humans = old.human_boundaries(annotations)
     entry: dict = {"n_annotators": len(annotations)}
     image_counts: dict[str, np.ndarray] = {}
     for which, folder in evaluate.MAPS.items():
@@ -88,10 +92,8 @@ def old_evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> t
         if not path.exists():
             continue
         labels = np.load(path)
-        counts = np.array(
-            _boundary_counts_direct(skimage_thin(boundary_map(labels)), humans), dtype=np.int64
-        )
-        p, r, f = (float(v) for v in precision_recall(counts))
+        counts = old.segmentation_boundary_counts(labels, humans)[0]
+        p, r, f = (float(v) for v in old.precision_recall(counts))
         scores = compare_to_annotators(labels, annotations)
         scores |= {"boundary_p": p, "boundary_r": r, "boundary_f": f}
         entry[which] = {k: rounded(scores[k]) for k in evaluate.SCORES}
@@ -99,9 +101,11 @@ def old_evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> t
     edges = None
     edge_path = evaluate.BOUNDARIES_DIR / f"{stem}.npy"
     if edge_path.exists():
-        thin_map = np.asarray(np.load(edge_path, mmap_mode="r")[1])
+        thin_map = np.load(edge_path, mmap_mode="r")[1]
         if thin_map.shape == humans[0].shape:
-            edges = _old_counts_over_thresholds(thin_map, humans, evaluate.EDGE_THRESHOLDS)
+            edges = old.boundary_counts_over_thresholds(
+                np.asarray(thin_map), humans, evaluate.EDGE_THRESHOLDS
+            )
     ucm_path = evaluate.HIERARCHY_DIR / "ucm" / f"{stem}.npy"
     if levels is None or not ucm_path.exists():
         return stem, entry, image_counts, None, None, edges
@@ -110,7 +114,7 @@ def old_evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> t
     for i, threshold in enumerate(levels):
         scores = compare_to_annotators(hierarchy.cut(threshold), annotations)
         regions[i] = [scores[name] for name in REGION_SCORES]
-    boundaries = _old_counts_over_thresholds(
+    boundaries = old.boundary_counts_over_thresholds(
         boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
     )
     return stem, entry, image_counts, regions, boundaries, edges
@@ -182,13 +186,14 @@ def main() -> None:
         sys.exit(f"no photos in {bsds / 'images'}")
     work = args.work.resolve()
     prepare(work, bsds, stems)
+    old = old_boundaries()
     os.chdir(work)
     gt_root = bsds / "groundTruth"
     params = yaml.safe_load(Path("params.yaml").read_text())
     levels = evaluate._levels(stems, params["hierarchy"]["thresholds"])
     runs = {
         "FH": lambda stem: fh_seconds(bsds / "images" / f"{stem}.jpg"),
-        "before": lambda stem: old_evaluate_image(stem, gt_root, levels),
+        "before": lambda stem: old_evaluate_image(stem, gt_root, levels, old),
         "after": lambda stem: evaluate.evaluate_image(stem, gt_root, levels)[:6],
     }
     seconds: dict[str, dict[str, list[float]]] = {k: {s: [] for s in stems} for k in runs}

@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import (
 # integer weights); so do we, so that ties and near-ties fall as they do there.
 _UNITS_PER_PIXEL = 100
 # Components smaller than this are matched together, up to this many nodes per SciPy call.
-_BATCH_NODES = 200
+_BATCH_NODES = 400
 # Berkeley's default tolerance: a fraction of the image diagonal.
 DEFAULT_MAX_DIST_FRACTION = 0.0075
 
@@ -313,6 +313,14 @@ def _compact(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return used, new[ids]
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``; as 16-bit integers when they fit, which NumPy
+    sorts by radix (several times faster than a 64-bit merge sort)."""
+    if keys.size and -(2**15) <= keys.min() and keys.max() < 2**15:
+        keys = keys.astype(np.int16)
+    return np.argsort(keys, kind="stable")
+
+
 def _components(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
     """The connected components of the candidate graph ``(i, j)`` (machine, human node ids).
 
@@ -375,7 +383,7 @@ def _solve_components(
     # each batch's nodes numbered 0.. in increasing id, machine and human apart
     mine, local, first, count = [], [], [], []
     for node_batch in (batch[comp[:n1]], batch[comp[n1:]]):
-        order = np.argsort(node_batch, kind="stable")
+        order = _stable_order(node_batch)
         order = order[node_batch[order] >= 0]
         size = np.bincount(node_batch[order], minlength=used.size)
         start = np.cumsum(size) - size
@@ -650,7 +658,7 @@ class BoundaryMatcher:
             pairs += si.size
         # the other components: the ones met before from the cache, the new ones solved
         nodes = np.flatnonzero(~star[comp[: ui.size]])
-        nodes = nodes[np.argsort(comp[nodes], kind="stable")]
+        nodes = nodes[_stable_order(comp[nodes])]
         new: dict[int, tuple[dict, bytes]] = {}
         for group in np.split(nodes, np.flatnonzero(np.diff(comp[nodes])) + 1):
             if not group.size:
@@ -678,7 +686,7 @@ class BoundaryMatcher:
             ri = np.concatenate([ri, np.flatnonzero(full[comp[: ui.size]])])
             matched.append(ui[ri])
             pairs += ri.size
-            ri = ri[np.argsort(comp[ri], kind="stable")]
+            ri = ri[_stable_order(comp[ri])]
             found = {
                 int(comp[g[0]]): g
                 for g in np.split(ri, np.flatnonzero(np.diff(comp[ri])) + 1)
