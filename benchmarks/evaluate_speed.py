@@ -208,7 +208,8 @@ def main() -> None:
                 seconds[name][stem].append(time.perf_counter() - started)
             if not same(results["before"], results["after"]):
                 sys.exit(f"{stem}: the metrics differ before and after")
-            print(f"repeat {repeat + 1}, {stem}: identical", file=sys.stderr)
+            times = ", ".join(f"{k} {seconds[k][stem][-1]:.2f} s" for k in runs)
+            print(f"repeat {repeat + 1}, {stem}: identical; {times}", file=sys.stderr)
     mean = {k: float(np.mean([np.median(v) for v in per.values()])) for k, per in seconds.items()}
     lines = [
         f"{len(stems)} BSDS500 test photos, {args.repeats} repeat(s), one core; every metric "

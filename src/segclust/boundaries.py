@@ -605,6 +605,11 @@ class BoundaryMatcher:
             owner.append(np.full(hy.size, k))
         self._reach = np.concatenate(reach) if reach else np.zeros((0, steps.size), np.int64)
         self._owner = np.concatenate(owner) if owner else np.zeros(0, np.int64)
+        self._at = self._reach[:, np.flatnonzero(steps == 0)[0]]  # the pixels themselves
+        # the offsets in reach as a structuring element: dilating the machine map with it
+        # marks every position a machine pixel reaches
+        self._disc = np.zeros((2 * r + 1, 2 * r + 1), np.uint8)
+        self._disc[dy + r, dx + r] = 1
         self._node = np.full((shape[0] + 2 * r) * width, -1, dtype=np.int64)
         self._r, self._width, self._shape = r, width, shape
 
@@ -625,11 +630,14 @@ class BoundaryMatcher:
         n, sum_r = position.size, self._reach.shape[0]
         self._node[position] = np.arange(n)
         try:
-            node = self._node[self._reach].ravel()  # human pixel × offset -> machine pixel
+            # the human pixels some machine pixel reaches, then which ones at each offset
+            rows = np.flatnonzero(self._reached(position)[self._at])
+            node = self._node[self._reach[rows]].ravel()  # -> machine pixel or -1
             edges = np.flatnonzero(node >= 0)
             if not edges.size:
                 return 0, sum_r, 0, n
             j, o = np.divmod(edges, self._cost.size)
+            j = rows[j]
             # every annotator matches its own copy of the machine pixels: copy k of pixel m
             # is node k·n + m, so the annotators' graphs are disjoint and solved together
             i = node[edges] + n * self._owner[j]
@@ -639,6 +647,15 @@ class BoundaryMatcher:
         hit = np.zeros(n, dtype=bool)
         hit[matched % n] = True
         return pairs, sum_r, int(np.count_nonzero(hit)), n
+
+    def _reached(self, position: np.ndarray) -> np.ndarray:
+        """Flat mask of the padded grid: within reach of a machine pixel (OpenCV dilation)."""
+        import cv2
+
+        grid = np.zeros(self._node.size, np.uint8)
+        grid[position] = 1
+        grid = grid.reshape(-1, self._width)
+        return cv2.dilate(grid, self._disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).ravel()
 
     def _match(
         self, i: np.ndarray, j: np.ndarray, cost: np.ndarray, position: np.ndarray
@@ -818,10 +835,14 @@ def boundary_counts_over_thresholds(
     thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
     out = np.zeros((thresholds.size, 4), dtype=np.int64)
     previous: np.ndarray | None = None
+    previous_raw: np.ndarray | None = None
     for t, threshold in enumerate(thresholds):
-        bmap = ucm >= threshold
-        if thin:
-            bmap = _thin(bmap)
+        raw = ucm >= threshold
+        if previous_raw is not None and np.array_equal(raw, previous_raw):
+            out[t] = out[t - 1]  # the same map: no need to thin it to know
+            continue
+        previous_raw = raw
+        bmap = _thin(raw) if thin else raw
         if previous is not None and np.array_equal(bmap, previous):
             out[t] = out[t - 1]
             continue
