@@ -5,8 +5,16 @@ A re-implementation of Berkeley's ``bench/benchmarks`` code (``seg2bdry.m``,
 SciPy does the heavy lifting: matching boundary pixels one-to-one is a minimum-weight full
 bipartite matching (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``, LAPJVsp) on a
 sparse graph with outlier nodes, solved one connected component
-(``scipy.sparse.csgraph.connected_components``) at a time; scikit-image's
-``skimage.morphology.thin`` stands in for MATLAB's ``bwmorph(..., 'thin', inf)``.
+(``scipy.sparse.csgraph.connected_components``) at a time; scikit-image's thinning
+(``skimage.morphology.thin``, Guo and Hall's tables, run here on the foreground pixels only,
+:func:`_thin`) stands in for MATLAB's ``bwmorph(..., 'thin', inf)``.
+
+An image is scored at many thresholds (a hierarchy's levels, an edge map's probabilities), so
+:class:`BoundaryMatcher` prepares its annotators once and keeps the matching of every
+component it solves: a component's matching depends on its pixels alone, and most come back
+at the next threshold. Components where a maximum matching provably is the optimum and covers
+every machine pixel skip the weighted solver. The counts are those of matching every map
+from scratch (:func:`_boundary_counts_direct`), to the pixel.
 
 The steps, as Berkeley runs them:
 
