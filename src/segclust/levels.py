@@ -63,10 +63,14 @@ def region_scores_by_level(
             raise ValueError(
                 f"annotation {k} has shape {np.shape(gt)} but the segmentation has {base.shape}"
             )
+    # every annotator's table side by side: one merge per level serves them all
     tables = [contingency(base, gt) for gt in annotations]
+    cuts = np.cumsum([table.shape[1] for table in tables])[:-1]
+    joined = np.hstack(tables)
     out = np.empty((len(labels), len(REGION_SCORES)))
     for t, regions in enumerate(labels):
-        scores = table_scores([merge_rows(table, regions) for table in tables])
+        merged = np.split(merge_rows(joined, regions), cuts, axis=1)
+        scores = table_scores([np.ascontiguousarray(table) for table in merged])
         out[t] = [scores[name] for name in REGION_SCORES]
     return out
 
