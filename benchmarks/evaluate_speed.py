@@ -189,6 +189,7 @@ def main() -> None:
     if not stems:
         sys.exit(f"no photos in {bsds / 'images'}")
     work = args.work.resolve()
+    out = args.out.resolve() if args.out else None  # before moving into the work folder
     prepare(work, bsds, stems)
     old = old_boundaries()
     os.chdir(work)
@@ -253,8 +254,8 @@ def main() -> None:
         ),
     ]
     print("\n".join(lines))
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+    if out:
+        out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
