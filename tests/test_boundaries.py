@@ -11,11 +11,19 @@ import numpy as np
 import pytest
 import scipy.io
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from skimage.morphology import thin
 
+from segclust import boundaries
 from segclust.boundaries import (
+    BoundaryMatcher,
     BoundaryScores,
+    _boundary_counts_direct,
+    _dummy_graphs,
+    _machines_all_matched,
     _solve,
+    _thin,
     berkeley_thresholds,
     boundary_counts,
     boundary_counts_over_thresholds,
@@ -445,3 +453,200 @@ def test_bsds500_human_boundary_f():
     scores = boundary_scores(np.array(per_image)[:, None, :])
     assert scores.ods_f == pytest.approx(0.80, abs=0.005)  # published to two decimals
     assert scores.ois_f == scores.ods_f
+
+
+# --- fast paths against direct computations ----------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_thinning_is_skimages_pixel_for_pixel(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        shape = tuple(int(n) for n in rng.integers(1, 30, 2))
+        image = rng.random(shape) < rng.uniform(0.05, 0.95)
+        np.testing.assert_array_equal(_thin(image), thin(image))
+    blocks = np.zeros((40, 50), bool)
+    blocks[5:30, 8:45] = True  # thick shapes thin over many iterations
+    blocks[12:18, 20:30] = False
+    for image in (blocks, np.ones((7, 9), bool), np.zeros((7, 9), bool), np.ones((1, 12), bool)):
+        np.testing.assert_array_equal(_thin(image), thin(image))
+
+
+def voronoi(rng: np.random.Generator, shape: tuple[int, int], seeds: np.ndarray) -> np.ndarray:
+    """Nearest-seed labels: a segmentation with long, tangled boundaries."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    d = (y[..., None] - seeds[:, 0]) ** 2 + (x[..., None] - seeds[:, 1]) ** 2
+    return np.argmin(d + rng.random(d.shape) * 6, axis=2)
+
+
+def scene(seed: int, shape: tuple[int, int] = (48, 64)) -> tuple[list, list]:
+    """Annotators (jittered seeds) and a sweep of machine maps from coarse to fine: thinned
+    thresholds of a noisy boundary strength, as a hierarchy's levels or an edge map's."""
+    rng = np.random.default_rng(seed)
+    seeds = rng.uniform(0, max(shape), (9, 2))
+    humans = [
+        boundary_map(voronoi(rng, shape, seeds + rng.normal(0, 1.5, seeds.shape)), thin=True)
+        for _ in range(4)
+    ]
+    strength = boundary_map(voronoi(rng, shape, seeds)) * rng.uniform(0.3, 1.0, shape)
+    strength = np.maximum(strength, rng.random(shape) * 0.45)  # clutter at low thresholds
+    maps = [thin(strength >= t) for t in np.linspace(0.05, 0.95, 10)]
+    return humans, maps
+
+
+def direct_counts(machine, humans, max_dist_fraction):
+    """boundary_counts with nothing shared, nothing kept: every annotator's candidate graph
+    from all pixel pairs, split into connected components, each component with one machine or
+    one human pixel taking its cheapest edge (first machine pixel among equal ones), every
+    other one solved alone by SciPy on the graph of correspond_pixels built from COO."""
+    max_dist = max_dist_fraction * math.hypot(*machine.shape)
+    half = max(math.ceil(100 * max_dist * 100), 1) / 2
+    my, mx = np.nonzero(machine)
+    matched = np.zeros(my.size, bool)
+    cnt_r = sum_r = 0
+    for human in humans:
+        hy, hx = np.nonzero(human)
+        sum_r += hy.size
+        d2 = (my[:, None] - hy[None, :]) ** 2 + (mx[:, None] - hx[None, :]) ** 2
+        i, j = np.nonzero(d2 <= max_dist * max_dist)
+        if not i.size:
+            continue
+        units = np.rint(np.sqrt(d2[i, j]) * 100)
+        graph = coo_matrix((np.ones(i.size), (i, my.size + j)), shape=(my.size + hy.size,) * 2)
+        _, comp = connected_components(graph, directed=False)
+        for c in np.unique(comp[i]):
+            e = np.flatnonzero(comp[i] == c)
+            ui, li = np.unique(i[e], return_inverse=True)
+            uj, lj = np.unique(j[e], return_inverse=True)
+            a, b = ui.size, uj.size
+            if a == 1 or b == 1:
+                best = e[np.lexsort((i[e], units[e]))[0]]
+                matched[i[best]] = True
+                cnt_r += 1
+                continue
+            rows = np.concatenate([li, np.arange(a), a + np.arange(b), a + lj])
+            cols = np.concatenate([lj, b + np.arange(a), np.arange(b), b + li])
+            w = np.concatenate([units[e], np.full(a + b, half), np.zeros(e.size)]) + 1.0
+            row, col = min_weight_full_bipartite_matching(
+                coo_matrix((w, (rows, cols)), shape=(a + b, a + b)).tocsr()
+            )
+            real = (row < a) & (col < b)
+            matched[ui[row[real]]] = True
+            cnt_r += int(real.sum())
+    return cnt_r, sum_r, int(matched.sum()), int(my.size)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_dist", [1.5, 3.0])
+def test_matcher_counts_are_direct_matchings(seed, max_dist):
+    humans, maps = scene(seed)
+    fraction = fraction_for(max_dist, maps[0].shape)
+    matcher = BoundaryMatcher(humans, fraction)
+    # a sweep in order (components come back), then in reverse and again (all from the cache)
+    for machine in maps + maps[::-1]:
+        expected = direct_counts(machine, humans, fraction)
+        assert matcher.counts(machine) == expected
+        assert boundary_counts(machine, humans, fraction) == expected
+        assert _boundary_counts_direct(machine, humans, fraction) == expected
+    assert sum(len(solved) for solved in matcher._solved) > 0
+
+
+def test_matcher_edge_cases():
+    humans, maps = scene(7, (20, 26))
+    empty = np.zeros_like(maps[0])
+    full = np.ones_like(maps[0])
+    for machine in (empty, full, maps[0], humans[0]):
+        for annotators in ([], [empty], [empty, humans[1]], humans):
+            expected = direct_counts(machine, annotators, 0.1)
+            assert BoundaryMatcher(annotators, 0.1).counts(machine) == expected
+    one = np.zeros((1, 1), bool)
+    assert BoundaryMatcher([~one]).counts(~one) == (1, 1, 1, 1)
+    assert BoundaryMatcher([one]).counts(~one) == (0, 0, 0, 1)
+    # tolerance 0: only coincident pixels match
+    assert BoundaryMatcher(humans, 0.0).counts(humans[0]) == direct_counts(humans[0], humans, 0.0)
+    with pytest.raises(ValueError, match="has shape"):
+        BoundaryMatcher(humans).counts(np.zeros((3, 3), bool))
+    with pytest.raises(ValueError, match="tolerance"):
+        boundary_counts_over_thresholds(np.zeros((20, 26)), BoundaryMatcher(humans, 0.1), [0.5])
+
+
+@pytest.mark.parametrize("length, unmatched", [(100, 0), (150, 1)])
+def test_a_long_shifted_line_keeps_its_exact_optimum(length, unmatched):
+    # machine columns 0..L-1, human columns 1..L, tolerance 1.2 px: shifting every pair by one
+    # pixel matches all L machine pixels at 1 px each, keeping the L-1 coincident pairs
+    # leaves two pixels out; a pair saves 100 x 1.2 px, so the shift wins only when L < 120.
+    # A maximum matching covers every machine pixel either way: only the optimum says which.
+    shape = (3, length + 2)
+    machine = line(shape, 1, (0, length - 1))
+    human = line(shape, 1, (1, length))
+    fraction = fraction_for(1.2, shape)
+    expected = (length - unmatched, length, length - unmatched, length)
+    assert direct_counts(machine, [human], fraction) == expected
+    assert BoundaryMatcher([human], fraction).counts(machine) == expected
+
+
+def test_batching_does_not_change_any_components_matching(monkeypatch):
+    humans, maps = scene(11)
+    fraction = fraction_for(2.5, maps[0].shape)
+    expected = [direct_counts(m, humans, fraction) for m in maps]
+    for batch_nodes in (2, 50, 10**6):
+        monkeypatch.setattr(boundaries, "_BATCH_NODES", batch_nodes)
+        matcher = BoundaryMatcher(humans, fraction)
+        assert [matcher.counts(m) for m in maps] == expected
+
+
+def test_dummy_graphs_are_the_coo_built_ones():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            a, b = (int(n) for n in rng.integers(1, 15, 2))
+            pairs = {(int(rng.integers(a)), int(rng.integers(b))) for _ in range(3 * (a + b))}
+            li, lj = np.array(sorted(pairs)).T
+            li, lj = np.unique(li, return_inverse=True)[1], np.unique(lj, return_inverse=True)[1]
+            parts.append((li, lj, rng.integers(0, 500, li.size)))
+        batch = np.concatenate([np.full(p[0].size, k) for k, p in enumerate(parts)])
+        li, lj, cost = (np.concatenate([p[n] for p in parts]) for n in range(3))
+        a = np.array([p[0].max() + 1 for p in parts])
+        b = np.array([p[1].max() + 1 for p in parts])
+        shuffle = rng.permutation(li.size)
+        data, indices, indptr = _dummy_graphs(
+            batch[shuffle], li[shuffle], lj[shuffle], cost[shuffle], 217.5, a, b
+        )
+        row = 0
+        for k, (pli, plj, pcost) in enumerate(parts):
+            n = a[k] + b[k]
+            rows = np.concatenate([pli, np.arange(a[k]), a[k] + np.arange(b[k]), a[k] + plj])
+            cols = np.concatenate([plj, b[k] + np.arange(a[k]), np.arange(b[k]), b[k] + pli])
+            w = np.concatenate([pcost, np.full(n, 217.5), np.zeros(pli.size)]) + 1.0
+            coo = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+            start, stop = indptr[row], indptr[row + n]
+            np.testing.assert_array_equal(indptr[row : row + n + 1] - start, coo.indptr)
+            np.testing.assert_array_equal(indices[start:stop], coo.indices)
+            np.testing.assert_array_equal(data[start:stop], coo.data)
+            row += n
+
+
+def test_proved_components_are_the_solvers_answer():
+    # where _machines_all_matched says every machine pixel is matched, the solver agrees
+    humans, maps = scene(5)
+    max_dist = 2.0
+    half = max(math.ceil(100 * max_dist * 100), 1) / 2
+    proved = 0
+    for machine in maps:
+        my, mx = np.nonzero(machine)
+        for human in humans:
+            hy, hx = np.nonzero(human)
+            d2 = (my[:, None] - hy[None, :]) ** 2 + (mx[:, None] - hx[None, :]) ** 2
+            i, j = np.nonzero(d2 <= max_dist * max_dist)
+            if not i.size:
+                continue
+            units = np.rint(np.sqrt(d2[i, j]) * 100).astype(np.int64)
+            ui, _, ci, cj, comp, size_i, size_j = boundaries._components(i, j)
+            every = np.ones(size_i.size, bool)
+            full = _machines_all_matched(ci, cj, comp, size_i, size_j, every, 200, 2 * half)
+            mi, _ = _solve(i, j, units, half)
+            got = np.bincount(comp[: ui.size][np.searchsorted(ui, mi)], minlength=size_i.size)
+            assert (got[full] == size_i[full]).all()
+            proved += int(full.sum())
+    assert proved > 0

@@ -227,6 +227,34 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
     assert levels["ods"]["covering"] == 1.0 and levels["ods"]["boundary_f"] == 1.0
 
 
+def test_evaluate_writes_its_timings_beside_its_metrics(tmp_path, tiny_image_dir):
+    # the earlier stages' outputs made by hand: a sidecar, two segment maps, a UCM
+    work = make_workdir(tmp_path, tiny_image_dir, data__ground_truth=str(tmp_path / "truth"))
+    halves = np.zeros((24, 32), np.int32)
+    halves[:, 16:] = 1
+    write_image(tmp_path / "truth" / "halves.png", halves.astype(np.uint8))
+    (work / "data/features").mkdir(parents=True)
+    for stem in ("halves", "bands"):  # bands has no ground truth
+        (work / f"data/features/{stem}.json").write_text("{}")
+    for which in ("configured", "tuned"):
+        (work / "data/regions" / which).mkdir(parents=True)
+        np.save(work / "data/regions" / which / "halves.npy", halves)
+    ucm = np.zeros((2, 24, 32), np.float32)
+    ucm[0, :, 15] = 0.5  # the two halves join at 0.5
+    (work / "data/hierarchy/ucm").mkdir(parents=True)
+    np.save(work / "data/hierarchy/ucm/halves.npy", ucm)
+    result = run_stage(work, "evaluate")
+    assert result.returncode == 0, result.stderr
+    timings = json.loads((work / "metrics/timings/evaluate.json").read_text())
+    assert set(timings) == {"seconds"} and set(timings["seconds"]) == {"halves"}
+    assert timings["seconds"]["halves"] >= 0
+    scores = json.loads((work / "metrics/evaluate.json").read_text())
+    assert scores["tuned"]["boundary_f"] == 1.0
+    assert scores["hierarchy_levels"]["ois"]["covering"] == 1.0
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
+    assert "timings" not in json.dumps(stage)  # not a DVC output: it changes every run
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_evaluate_on_two_bsds_images(tmp_path):

@@ -5,8 +5,16 @@ A re-implementation of Berkeley's ``bench/benchmarks`` code (``seg2bdry.m``,
 SciPy does the heavy lifting: matching boundary pixels one-to-one is a minimum-weight full
 bipartite matching (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``, LAPJVsp) on a
 sparse graph with outlier nodes, solved one connected component
-(``scipy.sparse.csgraph.connected_components``) at a time; scikit-image's
-``skimage.morphology.thin`` stands in for MATLAB's ``bwmorph(..., 'thin', inf)``.
+(``scipy.sparse.csgraph.connected_components``) at a time; scikit-image's thinning
+(``skimage.morphology.thin``, Guo and Hall's tables, run here on the foreground pixels only,
+:func:`_thin`) stands in for MATLAB's ``bwmorph(..., 'thin', inf)``.
+
+An image is scored at many thresholds (a hierarchy's levels, an edge map's probabilities), so
+:class:`BoundaryMatcher` prepares its annotators once and keeps the matching of every
+component it solves: a component's matching depends on its pixels alone, and most come back
+at the next threshold. Components where a maximum matching provably is the optimum and covers
+every machine pixel skip the weighted solver. The counts are those of matching every map
+from scratch (:func:`_boundary_counts_direct`), to the pixel.
 
 The steps, as Berkeley runs them:
 
@@ -27,8 +35,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
-from skimage.morphology import thin as _thin
+from scipy.sparse.csgraph import (
+    connected_components,
+    maximum_bipartite_matching,
+    min_weight_full_bipartite_matching,
+)
 
 # correspondPixels rounds distances to integers in units of 1/100 pixel (match.cc, CSA needs
 # integer weights); so do we, so that ties and near-ties fall as they do there.
@@ -49,6 +60,64 @@ def _as_image(x: np.ndarray, what: str) -> np.ndarray:
 def _as_bmap(x: np.ndarray, what: str) -> np.ndarray:
     """A boolean boundary map: nonzero pixels are boundary pixels."""
     return _as_image(x, what).astype(bool, copy=False)
+
+
+def _guo_hall_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Guo and Hall's deletion rules for both sub-iterations, as 256-entry tables.
+
+    Written as skimage's ``_generate_thin_luts`` states them (conditions G1, G2, G3 and G3'),
+    so that :func:`_thin` deletes exactly the pixels ``skimage.morphology.thin`` does.
+    """
+    n = np.arange(256)
+    bit = [(n >> k) & 1 == 1 for k in range(8)]  # bit 0 east, then counter-clockwise
+    g1 = sum(((~bit[i]) & (bit[i + 1] | bit[(i + 2) % 8])).astype(int) for i in (0, 2, 4, 6))
+    n1 = sum((bit[k] | bit[k - 1]).astype(int) for k in (1, 3, 5, 7))
+    n2 = sum((bit[k] | bit[(k + 1) % 8]).astype(int) for k in (1, 3, 5, 7))
+    g2 = np.isin(np.minimum(n1, n2), (2, 3))
+    g12 = (g1 == 1) & g2
+    g3 = ~((bit[1] | bit[2] | ~bit[7]) & bit[0])
+    g3p = ~((bit[5] | bit[6] | ~bit[3]) & bit[4])
+    return g12 & g3, g12 & g3p
+
+
+_THIN_TABLES = _guo_hall_tables()
+# (dy, dx, weight) of the 8 neighbours in a neighbourhood code, as skimage's correlation mask
+# [[8, 4, 2], [16, 0, 1], [32, 64, 128]]
+_THIN_NEIGHBOURS = (
+    (-1, -1, 8), (-1, 0, 4), (-1, 1, 2),
+    (0, -1, 16), (0, 1, 1),
+    (1, -1, 32), (1, 0, 64), (1, 1, 128),
+)  # fmt: skip
+
+
+def _thin(image: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.thin(image)``, pixel for pixel, at a fraction of the cost.
+
+    skimage correlates the whole image with the neighbourhood mask twice per iteration; a
+    boundary map is mostly background, so this looks up the 8 neighbours of the foreground
+    pixels only (the same codes, the same tables, the same parallel deletions per
+    sub-iteration, the same stop: an iteration that deletes nothing).
+    """
+    image = np.asarray(image, dtype=bool)
+    h, w = image.shape
+    padded = np.zeros((h + 2, w + 2), dtype=np.uint8)  # zero outside, as mode="constant"
+    padded[1:-1, 1:-1] = image
+    flat = padded.ravel()
+    steps = [(dy * (w + 2) + dx, weight) for dy, dx, weight in _THIN_NEIGHBOURS]
+    alive = np.flatnonzero(flat)
+    deleted = True
+    while deleted:
+        deleted = False
+        for table in _THIN_TABLES:
+            code = np.zeros(alive.size, dtype=np.uint8)
+            for step, weight in steps:
+                code |= flat[alive + step] * np.uint8(weight)
+            gone = table[code]
+            if gone.any():
+                flat[alive[gone]] = 0
+                alive = alive[~gone]
+                deleted = True
+    return padded[1:-1, 1:-1].astype(bool)
 
 
 def boundary_map(labels: np.ndarray, *, thin: bool = False) -> np.ndarray:
@@ -252,6 +321,144 @@ def _compact(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return used, new[ids]
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``; as 16-bit integers when they fit, which NumPy
+    sorts by radix (several times faster than a 64-bit merge sort)."""
+    if keys.size and -(2**15) <= keys.min() and keys.max() < 2**15:
+        keys = keys.astype(np.int16)
+    return np.argsort(keys, kind="stable")
+
+
+def _components(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The connected components of the candidate graph ``(i, j)`` (machine, human node ids).
+
+    Returns (used machine ids, used human ids, compact i, compact j, component of every
+    compact machine node then every compact human node, machine and human nodes per
+    component).
+    """
+    ui, i = _compact(i, int(i.max()) + 1)
+    uj, j = _compact(j, int(j.max()) + 1)
+    n1, n2 = ui.size, uj.size
+    graph = csr_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
+    ncomp, comp = connected_components(graph, directed=False)
+    size_i = np.bincount(comp[:n1], minlength=ncomp)
+    size_j = np.bincount(comp[n1:], minlength=ncomp)
+    return ui, uj, i, j, comp, size_i, size_j
+
+
+def _star_pairs(
+    i: np.ndarray, j: np.ndarray, cost: np.ndarray, edge_comp: np.ndarray, on_star: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair of every component with one machine or one human pixel: its cheapest edge,
+    the first machine pixel among equal ones (one pair is the most there can be, so this is
+    an optimum; it is the edge the solver-free rule of correspondPixels' port always took)."""
+    e = np.flatnonzero(on_star)
+    order = e[np.lexsort((i[e], cost[e], edge_comp[e]))]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = edge_comp[order[1:]] != edge_comp[order[:-1]]
+    best = order[first]
+    return i[best], j[best]
+
+
+def _solve_components(
+    i: np.ndarray,
+    j: np.ndarray,
+    cost: np.ndarray,
+    half_outlier: float,
+    comp: np.ndarray,
+    nodes: np.ndarray,
+    solve: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal matching of the components where ``solve`` is True, via SciPy.
+
+    ``i``, ``j``: compact node ids (every node has an edge); ``comp``: the component of each
+    machine node, then of each human node; ``nodes``: nodes per component. Every component
+    is solved on its own, as LAPJVsp's work per augmenting path grows with the size of the
+    graph it is given; small ones (below _BATCH_NODES nodes) are solved in batches of up to
+    _BATCH_NODES nodes (a block-diagonal graph) to save per-call overhead. LAPJVsp's steps
+    on one block never read another's rows or columns and keep each block's own order, so a
+    component's matching does not depend on the batch it is solved in.
+    """
+    if not solve.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n1 = int(i.max()) + 1
+    small = solve & (nodes < _BATCH_NODES)
+    filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
+    batch = np.arange(nodes.size) + filled[-1] + 1  # large components: a batch each
+    batch[small] = filled[small]
+    used, batch[solve] = np.unique(batch[solve], return_inverse=True)
+    batch[~solve] = -1
+    # each batch's nodes numbered 0.. in increasing id, machine and human apart
+    mine, local, first, count = [], [], [], []
+    for node_batch in (batch[comp[:n1]], batch[comp[n1:]]):
+        order = _stable_order(node_batch)
+        order = order[node_batch[order] >= 0]
+        size = np.bincount(node_batch[order], minlength=used.size)
+        start = np.cumsum(size) - size
+        rank = np.full(node_batch.size, -1, dtype=np.int64)
+        rank[order] = np.arange(order.size) - start[node_batch[order]]
+        mine.append(order)
+        local.append(rank)
+        first.append(start)
+        count.append(size)
+    edges = np.flatnonzero(batch[comp[i]] >= 0)
+    a, b = count
+    data, indices, indptr = _dummy_graphs(
+        batch[comp[i[edges]]], local[0][i[edges]], local[1][j[edges]], cost[edges],
+        half_outlier, a, b,
+    )  # fmt: skip
+    out_i: list[np.ndarray] = [np.zeros(0, np.int64)]
+    out_j: list[np.ndarray] = [np.zeros(0, np.int64)]
+    row = 0
+    for k in range(used.size):
+        n = int(a[k] + b[k])
+        start, stop = indptr[row], indptr[row + n]
+        graph = csr_matrix(
+            (data[start:stop], indices[start:stop], indptr[row : row + n + 1] - start),
+            shape=(n, n),
+        )
+        row += n
+        rows, cols = min_weight_full_bipartite_matching(graph)
+        real = (rows < a[k]) & (cols < b[k])
+        out_i.append(mine[0][first[0][k] + rows[real]])
+        out_j.append(mine[1][first[1][k] + cols[real]])
+    return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def _machines_all_matched(
+    i: np.ndarray,
+    j: np.ndarray,
+    comp: np.ndarray,
+    size_i: np.ndarray,
+    size_j: np.ndarray,
+    which: np.ndarray,
+    max_cost: int,
+    pair_saving: float,
+) -> np.ndarray:
+    """Per component (among ``which``): does every optimal matching match all its machine
+    nodes? Answered without the weighted solver where it can be proved.
+
+    A pair saves ``pair_saving`` (two outlier edges) and costs at most ``max_cost``. If an
+    optimal matching O had fewer pairs than a maximum matching M, O △ M would hold a path
+    that adds one pair to O while changing at most |M| of its pairs, at a net change of at
+    most |M| × max_cost − pair_saving: below zero when the component's smaller side times
+    ``max_cost`` is below ``pair_saving``, so O was not optimal. There every optimum has the
+    maximum number of pairs, and when a maximum matching (Hopcroft-Karp,
+    ``scipy.sparse.csgraph.maximum_bipartite_matching``) covers every machine node, so does
+    each optimum: the weighted solver's answer is known. Compact ids: ``comp`` holds the
+    machine nodes' components, then the human nodes'.
+    """
+    candidate = which & (np.minimum(size_i, size_j) * max_cost < pair_saving)
+    edges = np.flatnonzero(candidate[comp[i]])
+    if not edges.size:
+        return candidate
+    n1, n2 = int(i.max()) + 1, int(j.max()) + 1  # compact ids: every node has an edge
+    graph = csr_matrix((np.ones(edges.size), (i[edges], j[edges])), shape=(n1, n2))
+    partner = maximum_bipartite_matching(graph, perm_type="column")
+    pairs = np.bincount(comp[:n1][partner >= 0], minlength=size_i.size)
+    return candidate & (pairs == size_i)
+
+
 def _solve(
     i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -259,78 +466,266 @@ def _solve(
 
     Edge k joins machine node ``i[k]`` and human node ``j[k]`` at ``cost[k]`` (1/100 px).
     """
-    # compact node numbers: only matchable pixels take part
-    ui, i = _compact(i, int(i.max()) + 1)
-    uj, j = _compact(j, int(j.max()) + 1)
-    n1, n2 = ui.size, uj.size
-    graph = csr_matrix((np.ones(i.size), (i, n1 + j)), shape=(n1 + n2, n1 + n2))
-    ncomp, comp = connected_components(graph, directed=False)
+    ui, uj, i, j, comp, size_i, size_j = _components(i, j)
     edge_comp = comp[i]
-    # a component with one machine or one human pixel: its cheapest edge is the optimum
-    # (one pair is the most there can be; of equal edges any is optimal: take the first)
-    size_i = np.bincount(comp[:n1], minlength=ncomp)
-    size_j = np.bincount(comp[n1:], minlength=ncomp)
     star = (size_i == 1) | (size_j == 1)
     on_star = star[edge_comp]
-    out_i: list[np.ndarray] = []
-    out_j: list[np.ndarray] = []
-    if on_star.any():
-        e = np.flatnonzero(on_star)
-        order = e[np.lexsort((cost[e], edge_comp[e]))]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = edge_comp[order[1:]] != edge_comp[order[:-1]]
-        best = order[first]
-        out_i.append(i[best])
-        out_j.append(j[best])
-    rest = np.flatnonzero(~on_star)
-    if rest.size:
-        # Every other component is solved on its own, as LAPJVsp's work per augmenting path
-        # grows with the size of the graph it is given; small ones are solved in batches of
-        # up to _BATCH_NODES nodes (a block-diagonal graph), to save per-call overhead.
-        nodes = size_i + size_j
-        small = ~star & (nodes < _BATCH_NODES)
-        filled = np.cumsum(np.where(small, nodes, 0)) // _BATCH_NODES
-        batch = np.arange(ncomp) + filled[-1] + 1  # large components: a batch each
-        batch[small] = filled[small]
-        edge_batch = batch[edge_comp[rest]]
-        order = rest[np.argsort(edge_batch, kind="stable")]
-        bounds = np.flatnonzero(np.diff(np.sort(edge_batch, kind="stable"))) + 1
-        for block in np.split(order, bounds):
-            bi, bj = _match_component(i[block], j[block], cost[block], half_outlier, n1, n2)
-            out_i.append(bi)
-            out_j.append(bj)
-    return ui[np.concatenate(out_i)], uj[np.concatenate(out_j)]
+    si, sj = _star_pairs(i, j, cost, edge_comp, on_star)
+    ri, rj = _solve_components(i, j, cost, half_outlier, comp, size_i + size_j, ~star)
+    return ui[np.concatenate([si, ri])], uj[np.concatenate([sj, rj])]
 
 
-def _match_component(
-    i: np.ndarray, j: np.ndarray, cost: np.ndarray, half_outlier: float, n1: int, n2: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal matching of one or more whole components (node ids below n1, n2), via SciPy."""
-    ui, li = _compact(i, n1)
-    uj, lj = _compact(j, n2)
-    a, b = ui.size, uj.size
-    n = a + b
-    # rows: machine 0..a-1, human dummies a..n-1; columns: human 0..b-1, machine dummies b..n-1
-    rows = np.concatenate([li, np.arange(a), a + np.arange(b), a + lj])
-    cols = np.concatenate([lj, b + np.arange(a), np.arange(b), b + li])
-    weights = np.concatenate(
-        [
-            cost.astype(np.float64),
-            np.full(a, half_outlier),
-            np.full(b, half_outlier),
-            np.zeros(i.size),
-        ]
-    )
-    weights += 1.0  # no explicit zeros (SciPy would read them as missing edges); see above
-    graph = csr_matrix((weights, (rows, cols)), shape=(n, n))
-    row, col = min_weight_full_bipartite_matching(graph)
-    real = (row < a) & (col < b)
-    return ui[row[real]], uj[col[real]]
+def _dummy_graphs(
+    batch: np.ndarray,
+    li: np.ndarray,
+    lj: np.ndarray,
+    cost: np.ndarray,
+    half_outlier: float,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The square graphs of :func:`correspond_pixels`, one per batch, in canonical CSR form
+    (sorted columns, no duplicates), built for all batches at once.
+
+    Edge e joins machine ``li[e]`` and human ``lj[e]`` of batch ``batch[e]``, which has
+    ``a[k]`` machine and ``b[k]`` human nodes. Batch k's rows: machine 0..a-1, then human
+    dummies a..a+b-1; its columns: human 0..b-1, then machine dummies b..a+b-1. Machine row
+    i: its candidate humans (their cost), then its own dummy (half the outlier cost); dummy
+    row of human j: human j (half the outlier cost), then the dummies of its candidate
+    machines (free). Every weight +1 (see correspond_pixels). Batch k is
+    ``data[s:t], indices[s:t], indptr[r:r + a + b + 1] - s`` with ``r`` its first row
+    (batches in order) and ``s, t = indptr[r], indptr[r + a + b]``: the matrix that
+    ``csr_matrix((weights, (rows, cols)))`` gives, made without COO's conversion, which
+    costs more than solving a small component.
+    """
+    sizes = a + b
+    first_row = np.cumsum(sizes) - sizes
+    rows = int(sizes.sum())
+    machine_row = first_row[batch] + li
+    dummy_row = first_row[batch] + a[batch] + lj
+    per_machine = np.bincount(machine_row, minlength=rows)
+    per_dummy = np.bincount(dummy_row, minlength=rows)
+    indptr = np.zeros(rows + 1, dtype=np.int32)
+    np.cumsum(per_machine + per_dummy + 1, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float64)
+    # every node's row, and its number within its batch
+    owner = np.repeat(np.arange(a.size), sizes)
+    within = np.arange(rows) - first_row[owner]
+    machine = within < a[owner]
+    # machine rows: the candidate humans in order, then the row's own dummy last
+    # (row, column) pairs are distinct, so one key sorts them (faster than np.lexsort)
+    order = np.argsort(machine_row * (int(lj.max()) + 1) + lj)
+    row = machine_row[order]
+    at = indptr[row] + np.arange(row.size) - (np.cumsum(per_machine) - per_machine)[row]
+    indices[at], data[at] = lj[order], cost[order] + 1.0
+    ends = indptr[1:][machine] - 1
+    indices[ends], data[ends] = b[owner[machine]] + within[machine], half_outlier + 1.0
+    # dummy rows: their human first, then the candidate machines' dummies in order
+    starts = indptr[:-1][~machine]
+    indices[starts], data[starts] = within[~machine] - a[owner[~machine]], half_outlier + 1.0
+    order = np.argsort(dummy_row * (int(li.max()) + 1) + li)
+    row = dummy_row[order]
+    at = indptr[row] + 1 + np.arange(row.size) - (np.cumsum(per_dummy) - per_dummy)[row]
+    indices[at], data[at] = b[batch[order]] + li[order], 1.0
+    return data, indices, indptr
+
+
+def _check_fraction(max_dist_fraction: float) -> None:
+    if not (math.isfinite(max_dist_fraction) and max_dist_fraction >= 0):
+        raise ValueError(f"max_dist_fraction must be >= 0, not {max_dist_fraction}")
+
+
+def _boundary_counts_direct(
+    machine: np.ndarray,
+    humans: Sequence[np.ndarray],
+    max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
+) -> tuple[int, int, int, int]:
+    """:func:`boundary_counts` the plain way: every annotator matched from scratch.
+
+    The reference :class:`BoundaryMatcher` is checked against (tests,
+    ``benchmarks/evaluate_speed.py``).
+    """
+    machine = _as_bmap(machine, "machine")
+    _check_fraction(max_dist_fraction)
+    max_dist = max_dist_fraction * math.hypot(*machine.shape)
+    sites = _MachineSites(machine, max_dist)
+    half_outlier = _half_outlier(max_dist, 100.0)
+    matched = np.zeros(machine.shape, dtype=bool)
+    cnt_r = sum_r = 0
+    for k, human in enumerate(humans):
+        human = _as_bmap(human, f"human boundary map {k}")
+        if human.shape != machine.shape:
+            raise ValueError(f"human boundary map {k} has shape {human.shape}, not {machine.shape}")
+        m1, m2 = sites.match(human, half_outlier)
+        matched |= m1
+        sum_r += int(np.count_nonzero(human))
+        cnt_r += int(np.count_nonzero(m2))
+    return cnt_r, sum_r, int(np.count_nonzero(matched)), int(np.count_nonzero(machine))
+
+
+class BoundaryMatcher:
+    """One image's annotators, ready to score many machine boundary maps against.
+
+    Berkeley's benchmark matches every machine map (each threshold, each segmentation)
+    against every annotator from scratch. An image is scored at dozens of thresholds, and
+    most of a map's contours are still there at the next one, so this indexes each
+    annotator's pixels once and keeps the optimal matching of every connected component of
+    the candidate graph it solves. A component is its machine pixels (its human pixels are
+    then all those in reach of them), and its matching depends on it alone (see
+    :func:`_solve_components`), so when it comes back in another map its answer is reused:
+    the counts are exactly those of matching from scratch.
+
+    Parameters
+    ----------
+    humans : sequence of numpy.ndarray
+        The annotators' H×W boundary maps (:func:`human_boundaries`).
+    max_dist_fraction : float
+        Matching tolerance as a fraction of the image diagonal.
+    """
+
+    def __init__(
+        self,
+        humans: Sequence[np.ndarray],
+        max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
+    ) -> None:
+        _check_fraction(max_dist_fraction)
+        self.max_dist_fraction = float(max_dist_fraction)
+        self.humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
+        self._shape: tuple[int, int] | None = None
+        self._solved: list[dict[bytes, tuple[np.ndarray, int]]] = [{} for _ in self.humans]
+
+    def _prepare(self, shape: tuple[int, int]) -> None:
+        """Index every annotator's pixels on the padded grid of an image of ``shape``."""
+        max_dist = self.max_dist_fraction * math.hypot(*shape)
+        self._half_outlier = _half_outlier(max_dist, 100.0)
+        dy, dx, self._cost = _offsets(max_dist)
+        r = math.ceil(max_dist)
+        width = shape[1] + 2 * r
+        steps = dy * width + dx
+        # every annotator's pixels, one after the other, and for each pixel and offset where
+        # a machine pixel would have to be to reach it (a machine pixel at padded position p
+        # reaches p + step at that offset's cost)
+        reach, owner = [], []
+        for k, human in enumerate(self.humans):
+            hy, hx = np.nonzero(human)
+            reach.append(((hy + r) * width + (hx + r))[:, None] - steps[None, :])
+            owner.append(np.full(hy.size, k))
+        self._reach = np.concatenate(reach) if reach else np.zeros((0, steps.size), np.int64)
+        self._owner = np.concatenate(owner) if owner else np.zeros(0, np.int64)
+        self._at = self._reach[:, np.flatnonzero(steps == 0)[0]]  # the pixels themselves
+        # the offsets in reach as a structuring element: dilating the machine map with it
+        # marks every position a machine pixel reaches
+        self._disc = np.zeros((2 * r + 1, 2 * r + 1), np.uint8)
+        self._disc[dy + r, dx + r] = 1
+        self._node = np.full((shape[0] + 2 * r) * width, -1, dtype=np.int64)
+        self._r, self._width, self._shape = r, width, shape
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise the ValueError :meth:`counts` raises for a map of another shape."""
+        for k, human in enumerate(self.humans):
+            if human.shape != tuple(shape):
+                raise ValueError(f"human boundary map {k} has shape {human.shape}, not {shape}")
+
+    def counts(self, machine: np.ndarray) -> tuple[int, int, int, int]:
+        """(cnt_r, sum_r, cnt_p, sum_p) of a boundary map, as :func:`boundary_counts`."""
+        machine = _as_bmap(machine, "machine")
+        self.check_shape(machine.shape)
+        if self._shape != machine.shape:
+            self._prepare(machine.shape)
+        my, mx = np.nonzero(machine)
+        position = (my + self._r) * self._width + (mx + self._r)
+        n, sum_r = position.size, self._reach.shape[0]
+        self._node[position] = np.arange(n)
+        try:
+            # the human pixels some machine pixel reaches, then which ones at each offset
+            rows = np.flatnonzero(self._reached(position)[self._at])
+            node = self._node[self._reach[rows]].ravel()  # -> machine pixel or -1
+            edges = np.flatnonzero(node >= 0)
+            if not edges.size:
+                return 0, sum_r, 0, n
+            j, o = np.divmod(edges, self._cost.size)
+            j = rows[j]
+            # every annotator matches its own copy of the machine pixels: copy k of pixel m
+            # is node k·n + m, so the annotators' graphs are disjoint and solved together
+            i = node[edges] + n * self._owner[j]
+            matched, pairs = self._match(i, j, self._cost[o], position)
+        finally:
+            self._node[position] = -1
+        hit = np.zeros(n, dtype=bool)
+        hit[matched % n] = True
+        return pairs, sum_r, int(np.count_nonzero(hit)), n
+
+    def _reached(self, position: np.ndarray) -> np.ndarray:
+        """Flat mask of the padded grid: within reach of a machine pixel (OpenCV dilation)."""
+        import cv2
+
+        grid = np.zeros(self._node.size, np.uint8)
+        grid[position] = 1
+        grid = grid.reshape(-1, self._width)
+        return cv2.dilate(grid, self._disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).ravel()
+
+    def _match(
+        self, i: np.ndarray, j: np.ndarray, cost: np.ndarray, position: np.ndarray
+    ) -> tuple[np.ndarray, int]:
+        """The matched machine nodes and the number of pairs of the candidate graph
+        ``(i, j, cost)`` (machine nodes k·n + pixel, see :meth:`counts`)."""
+        n = position.size
+        ui, _, i, j, comp, size_i, size_j = _components(i, j)
+        edge_comp = comp[i]
+        star = (size_i == 1) | (size_j == 1)
+        on_star = star[edge_comp]
+        matched: list[np.ndarray] = []
+        pairs = 0
+        if on_star.any():
+            si, _ = _star_pairs(i, j, cost, edge_comp, on_star)
+            matched.append(ui[si])
+            pairs += si.size
+        # the other components: the ones met before from the cache, the new ones solved
+        nodes = np.flatnonzero(~star[comp[: ui.size]])
+        nodes = nodes[_stable_order(comp[nodes])]
+        new: dict[int, tuple[dict, bytes]] = {}
+        for group in np.split(nodes, np.flatnonzero(np.diff(comp[nodes])) + 1):
+            if not group.size:
+                continue
+            ids = ui[group]
+            solved = self._solved[int(ids[0]) // n]
+            key = position[ids % n].tobytes()
+            known = solved.get(key)
+            if known is None:
+                new[int(comp[group[0]])] = (solved, key)
+                continue
+            annotator = ids[0] - ids[0] % n
+            matched.append(annotator + self._node[known[0]])
+            pairs += known[1]
+        if new:
+            solve = np.zeros(size_i.size, dtype=bool)
+            solve[list(new)] = True
+            # where the optimum provably matches every machine pixel, no solver is needed
+            full = _machines_all_matched(
+                i, j, comp, size_i, size_j, solve, int(self._cost.max()), 2 * self._half_outlier
+            )
+            ri, _ = _solve_components(
+                i, j, cost, self._half_outlier, comp, size_i + size_j, solve & ~full
+            )
+            ri = np.concatenate([ri, np.flatnonzero(full[comp[: ui.size]])])
+            matched.append(ui[ri])
+            pairs += ri.size
+            ri = ri[_stable_order(comp[ri])]
+            found = {
+                int(comp[g[0]]): g
+                for g in np.split(ri, np.flatnonzero(np.diff(comp[ri])) + 1)
+                if g.size
+            }
+            for c, (solved, key) in new.items():
+                ids = ui[found.get(c, np.zeros(0, np.int64))]
+                solved[key] = (position[ids % n], int(ids.size))
+        return (np.concatenate(matched) if matched else np.zeros(0, np.int64)), pairs
 
 
 def boundary_counts(
     machine: np.ndarray,
-    humans: Sequence[np.ndarray],
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
 ) -> tuple[int, int, int, int]:
     """Recall and precision counts of one boundary map, as ``evaluation_bdry_image`` per threshold.
@@ -344,11 +739,12 @@ def boundary_counts(
     machine : numpy.ndarray
         H×W boundary map (nonzero = boundary), used as given: Berkeley thins it first
         (``boundary_map(..., thin=True)`` or :func:`boundary_counts_over_thresholds` do).
-    humans : sequence of numpy.ndarray
-        H×W boundary maps of the annotators (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        H×W boundary maps of the annotators (:func:`human_boundaries`), or a
+        :class:`BoundaryMatcher` of them, which remembers what it solved across calls.
     max_dist_fraction : float
         Matching tolerance as a fraction of the image diagonal (Berkeley: 0.0075, which is
-        4.3 pixels on a 481×321 image).
+        4.3 pixels on a 481×321 image); a matcher must have been made with the same.
 
     Returns
     -------
@@ -366,23 +762,20 @@ def boundary_counts(
     >>> boundary_counts(b, [b, lower], max_dist_fraction=0.05)  # 0.71 px: lower misses
     (6, 12, 6, 6)
     """
-    machine = _as_bmap(machine, "machine")
-    if not (math.isfinite(max_dist_fraction) and max_dist_fraction >= 0):
-        raise ValueError(f"max_dist_fraction must be >= 0, not {max_dist_fraction}")
-    max_dist = max_dist_fraction * math.hypot(*machine.shape)
-    sites = _MachineSites(machine, max_dist)
-    half_outlier = _half_outlier(max_dist, 100.0)
-    matched = np.zeros(machine.shape, dtype=bool)
-    cnt_r = sum_r = 0
-    for k, human in enumerate(humans):
-        human = _as_bmap(human, f"human boundary map {k}")
-        if human.shape != machine.shape:
-            raise ValueError(f"human boundary map {k} has shape {human.shape}, not {machine.shape}")
-        m1, m2 = sites.match(human, half_outlier)
-        matched |= m1
-        sum_r += int(np.count_nonzero(human))
-        cnt_r += int(np.count_nonzero(m2))
-    return cnt_r, sum_r, int(np.count_nonzero(matched)), int(np.count_nonzero(machine))
+    return _matcher(humans, max_dist_fraction).counts(machine)
+
+
+def _matcher(
+    humans: Sequence[np.ndarray] | BoundaryMatcher, max_dist_fraction: float
+) -> BoundaryMatcher:
+    """``humans`` as a matcher: itself (same tolerance only), or a new one."""
+    if not isinstance(humans, BoundaryMatcher):
+        return BoundaryMatcher(humans, max_dist_fraction)
+    if humans.max_dist_fraction != max_dist_fraction:
+        raise ValueError(
+            f"the matcher's tolerance is {humans.max_dist_fraction}, not {max_dist_fraction}"
+        )
+    return humans
 
 
 def berkeley_thresholds(nthresh: int = 99) -> np.ndarray:
@@ -412,7 +805,7 @@ def ucm2_to_image_size(ucm2: np.ndarray) -> np.ndarray:
 
 def boundary_counts_over_thresholds(
     ucm: np.ndarray,
-    humans: Sequence[np.ndarray],
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     thresholds: Sequence[float] | np.ndarray,
     *,
     thin: bool = True,
@@ -422,19 +815,21 @@ def boundary_counts_over_thresholds(
 
     At threshold t the boundary pixels are ``ucm >= t`` (as ``evaluation_bdry_image``),
     thinned to one pixel as Berkeley does (``thin=True``). Consecutive thresholds that give
-    the same map reuse its counts (an ultrametric map has few distinct levels).
+    the same map reuse its counts (an ultrametric map has few distinct levels), and one
+    :class:`BoundaryMatcher` serves every threshold (most contours stay from one to the next).
 
     Parameters
     ----------
     ucm : numpy.ndarray
         H×W float boundary strength on the pixel grid (for a ``ucm2`` map, see
         :func:`ucm2_to_image_size`).
-    humans : sequence of numpy.ndarray
-        Annotators' H×W boundary maps (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        Annotators' H×W boundary maps (:func:`human_boundaries`), or a matcher of them
+        (shared by several calls on one image, it reuses what it solved).
     thresholds : sequence of float
         T thresholds, e.g. :func:`berkeley_thresholds`.
     thin : bool
-        Thin each thresholded map (``skimage.morphology.thin``).
+        Thin each thresholded map (as ``skimage.morphology.thin``).
     max_dist_fraction : float
         Matching tolerance as a fraction of the image diagonal.
 
@@ -444,25 +839,29 @@ def boundary_counts_over_thresholds(
         int64 array of shape (T, 4): cnt_r, sum_r, cnt_p, sum_p per threshold.
     """
     ucm = _as_image(ucm, "ucm")
-    humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
+    matcher = _matcher(humans, max_dist_fraction)
     thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
     out = np.zeros((thresholds.size, 4), dtype=np.int64)
     previous: np.ndarray | None = None
+    previous_raw: np.ndarray | None = None
     for t, threshold in enumerate(thresholds):
-        bmap = ucm >= threshold
-        if thin:
-            bmap = _thin(bmap)
+        raw = ucm >= threshold
+        if previous_raw is not None and np.array_equal(raw, previous_raw):
+            out[t] = out[t - 1]  # the same map: no need to thin it to know
+            continue
+        previous_raw = raw
+        bmap = _thin(raw) if thin else raw
         if previous is not None and np.array_equal(bmap, previous):
             out[t] = out[t - 1]
             continue
-        out[t] = boundary_counts(bmap, humans, max_dist_fraction)
+        out[t] = matcher.counts(bmap)
         previous = bmap
     return out
 
 
 def segmentation_boundary_counts(
     segmentations: np.ndarray | Sequence[np.ndarray],
-    humans: Sequence[np.ndarray],
+    humans: Sequence[np.ndarray] | BoundaryMatcher,
     *,
     thin: bool = True,
     max_dist_fraction: float = DEFAULT_MAX_DIST_FRACTION,
@@ -478,8 +877,8 @@ def segmentation_boundary_counts(
     ----------
     segmentations : numpy.ndarray or sequence of numpy.ndarray
         One H×W label map, or T of them (e.g. a hierarchy from coarse to fine).
-    humans : sequence of numpy.ndarray
-        Annotators' H×W boundary maps (:func:`human_boundaries`).
+    humans : sequence of numpy.ndarray, or BoundaryMatcher
+        Annotators' H×W boundary maps (:func:`human_boundaries`), or a matcher of them.
     thin : bool
         Thin each boundary map.
     max_dist_fraction : float
@@ -492,11 +891,8 @@ def segmentation_boundary_counts(
     """
     if isinstance(segmentations, np.ndarray) and segmentations.ndim == 2:
         segmentations = [segmentations]
-    humans = [_as_bmap(h, f"human boundary map {k}") for k, h in enumerate(humans)]
-    rows = [
-        boundary_counts(boundary_map(seg, thin=thin), humans, max_dist_fraction)
-        for seg in segmentations
-    ]
+    matcher = _matcher(humans, max_dist_fraction)
+    rows = [matcher.counts(boundary_map(seg, thin=thin)) for seg in segmentations]
     return np.array(rows, dtype=np.int64).reshape(len(rows), 4)
 
 

@@ -169,13 +169,33 @@ def segmentation_covering(seg: np.ndarray, gt: np.ndarray) -> float:
     return _covering_from_table(contingency(seg, gt))
 
 
+def table_scores(tables: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean scores over annotators of one contingency table each (rows: the segmentation's
+    regions, columns: the annotator's), as :func:`compare_to_annotators` returns them.
+
+    Apart from the tables, so that tables made another way (merged from finer ones, as
+    :func:`segclust.levels.region_scores_by_level` does) are scored by the same arithmetic.
+    """
+    if len(tables) == 0:
+        raise ValueError("no annotations to compare against")
+    scores: dict[str, list[float]] = {"pri": [], "vi": [], "covering": [], "ari": []}
+    for table in tables:
+        scores["pri"].append(_rand_from_table(table))
+        scores["vi"].append(_vi_from_table(table) / math.log(2))
+        scores["covering"].append(_covering_from_table(table))
+        scores["ari"].append(_ari_from_table(table))
+    result = {key: float(np.mean(values)) for key, values in scores.items()}
+    result["n_annotators"] = len(tables)
+    return result
+
+
 def compare_to_annotators(seg: np.ndarray, annotations: Sequence[np.ndarray]) -> dict[str, float]:
     """Mean scores of ``seg`` over several human segmentations of the same image.
 
-    One contingency table per annotator feeds all four scores. Returns the keys ``pri``
-    (mean Rand index = Probabilistic Rand Index), ``vi`` (in **bits**, like the published
-    BSDS tables and the Berkeley benchmark code, so the numbers compare directly),
-    ``covering``, ``ari`` and ``n_annotators``.
+    One contingency table per annotator feeds all four scores (:func:`table_scores`).
+    Returns the keys ``pri`` (mean Rand index = Probabilistic Rand Index), ``vi`` (in
+    **bits**, like the published BSDS tables and the Berkeley benchmark code, so the numbers
+    compare directly), ``covering``, ``ari`` and ``n_annotators``.
 
     Raises
     ------
@@ -185,18 +205,12 @@ def compare_to_annotators(seg: np.ndarray, annotations: Sequence[np.ndarray]) ->
     seg = np.asarray(seg)
     if len(annotations) == 0:
         raise ValueError("no annotations to compare against")
-    scores: dict[str, list[float]] = {"pri": [], "vi": [], "covering": [], "ari": []}
+    tables = []
     for k, gt in enumerate(annotations):
         gt = np.asarray(gt)
         if gt.shape != seg.shape:
             raise ValueError(
                 f"annotation {k} has shape {gt.shape} but the segmentation has {seg.shape}"
             )
-        table = contingency(seg, gt)
-        scores["pri"].append(_rand_from_table(table))
-        scores["vi"].append(_vi_from_table(table) / math.log(2))
-        scores["covering"].append(_covering_from_table(table))
-        scores["ari"].append(_ari_from_table(table))
-    result = {key: float(np.mean(values)) for key, values in scores.items()}
-    result["n_annotators"] = len(annotations)
-    return result
+        tables.append(contingency(seg, gt))
+    return table_scores(tables)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -127,13 +128,20 @@ def learned_edge_weights(probability: np.ndarray) -> np.ndarray:
     return edges
 
 
+@lru_cache(maxsize=4)
 def _graph(shape: tuple[int, int]) -> tuple[Any, np.ndarray, np.ndarray]:
-    """higra's 4-adjacency graph and, per edge, its source pixel and whether it points right."""
+    """higra's 4-adjacency graph and, per edge, its source pixel and whether it points right.
+
+    Kept per shape (read only): a data set's photos share a few shapes, and building the
+    graph costs as much as the tree on it."""
     import higra as hg
 
-    graph = hg.get_4_adjacency_graph(shape)
+    graph = hg.get_4_adjacency_graph(tuple(shape))
     sources, targets = graph.edge_list()
-    return graph, sources, (targets - sources) == 1
+    right = (targets - sources) == 1
+    for array in (sources, right):
+        array.flags.writeable = False
+    return graph, sources, right
 
 
 def _to_graph_order(edges: np.ndarray, sources: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -316,6 +324,58 @@ class Hierarchy:
         if self._explorer is None:
             return self._labels(None)
         return self._labels(self._explorer.horizontal_cut_from_num_regions(int(n_regions)))
+
+    def nested_cuts(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every cut in :meth:`cut`'s numbering, as the finest one and how its regions merge.
+
+        Cuts are nested (a higher threshold only merges regions), so scoring many levels
+        need not relabel the image per level: ``base`` labels the pixels with the regions of
+        the cut at the lowest threshold (0..n-1, in tree order), and ``labels[t, r]`` is the
+        label of base region r in ``cut(thresholds[t])``, so ``labels[t][base]`` is that cut.
+        Each base region climbs the tree to the node of the next cut that holds it.
+
+        Returns
+        -------
+        base, labels : numpy.ndarray
+            int32 H×W and int32 (len(thresholds), n).
+        """
+        thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+        if thresholds.size == 0:
+            raise ValueError("no thresholds to cut at")
+        if self._explorer is None:
+            return self._labels(None), np.zeros((thresholds.size, 1), np.int32)
+        finest = self._explorer.horizontal_cut_from_altitude(float(thresholds.min()))
+        per_leaf = np.asarray(finest.labelisation_leaves(self._tree, handle_rag=False)).ravel()
+        nodes, leaf_base = np.unique(per_leaf, return_inverse=True)
+        base = leaf_base.astype(np.int32)[self._leaf_map]
+        sizes = np.bincount(base.ravel(), minlength=nodes.size)
+        parents = np.asarray(self._tree.parents())
+        in_cut = np.zeros(parents.size, dtype=bool)
+        labels = np.empty((thresholds.size, nodes.size), dtype=np.int32)
+        for t in np.argsort(thresholds, kind="stable"):  # low to high: nodes only climb
+            cut_nodes = np.asarray(
+                self._explorer.horizontal_cut_from_altitude(float(thresholds[t])).nodes()
+            )
+            in_cut[cut_nodes] = True
+            below = np.flatnonzero(~in_cut[nodes])
+            while below.size:
+                nodes[below] = parents[nodes[below]]
+                below = below[~in_cut[nodes[below]]]
+            in_cut[cut_nodes] = False
+            labels[t] = _by_size(nodes, sizes)
+        return base, labels
+
+
+def _by_size(nodes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Labels of regions that are unions of base regions (``nodes``: the tree node holding
+    each, ``sizes``: its pixels), numbered as :meth:`Hierarchy.cut` numbers a cut
+    (:func:`segclust.labels.relabel_by_size` of the tree-ordered labels)."""
+    _, code = np.unique(nodes, return_inverse=True)
+    region_sizes = np.bincount(code, weights=sizes).astype(np.int64)  # exact: pixel counts
+    order = np.lexsort((np.arange(region_sizes.size), -region_sizes))
+    rank = np.empty(order.size, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    return rank[code]
 
 
 # --- cuts: one entry per way of choosing the level -----------------------------------------------

@@ -5,7 +5,7 @@ scale) is the best score of one threshold shared by every image, **OIS** (optima
 scale) the mean of each image's best threshold — an upper bound that peeks at the ground
 truth per image, reported beside the fixed cut, never used to choose it. As in Berkeley's
 ``collect_eval_reg.m``, each score picks its own best threshold (Covering and PRI the
-highest, VI the lowest). NumPy does the work; the per-cut scores come from
+highest, VI the lowest). NumPy does the work; the per-cut scores are those of
 :func:`segclust.evaluation.compare_to_annotators`.
 
 >>> import numpy as np
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from segclust.evaluation import compare_to_annotators
+from segclust.evaluation import contingency, table_scores
 from segclust.hierarchy import Hierarchy
 
 REGION_SCORES = ("covering", "pri", "vi")
@@ -44,16 +44,48 @@ def region_scores_by_level(
 ) -> np.ndarray:
     """Covering, PRI and VI (bits) of the cut at each threshold, means over annotators.
 
+    The same numbers as :func:`segclust.evaluation.compare_to_annotators` of each
+    ``hierarchy.cut(threshold)``, without cutting the image per level: the levels are nested,
+    so each annotator's contingency table with the finest cut is counted once, and every
+    level's table is its rows summed by region (:meth:`Hierarchy.nested_cuts` says which,
+    in the cut's own row order, so that the floating-point sums run as they did).
+
     Returns
     -------
     numpy.ndarray
         float64 (len(thresholds), 3), columns in :data:`REGION_SCORES` order.
     """
-    out = np.empty((len(thresholds), len(REGION_SCORES)))
-    for i, threshold in enumerate(thresholds):
-        scores = compare_to_annotators(hierarchy.cut(threshold), annotations)
-        out[i] = [scores[name] for name in REGION_SCORES]
+    if len(annotations) == 0:
+        raise ValueError("no annotations to compare against")
+    base, labels = hierarchy.nested_cuts(thresholds)
+    for k, gt in enumerate(annotations):
+        if np.shape(gt) != base.shape:
+            raise ValueError(
+                f"annotation {k} has shape {np.shape(gt)} but the segmentation has {base.shape}"
+            )
+    # every annotator's table side by side: one merge per level serves them all
+    tables = [contingency(base, gt) for gt in annotations]
+    cuts = np.cumsum([table.shape[1] for table in tables])[:-1]
+    joined = np.hstack(tables)
+    out = np.empty((len(labels), len(REGION_SCORES)))
+    for t, regions in enumerate(labels):
+        merged = np.split(merge_rows(joined, regions), cuts, axis=1)
+        scores = table_scores([np.ascontiguousarray(table) for table in merged])
+        out[t] = [scores[name] for name in REGION_SCORES]
     return out
+
+
+def merge_rows(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The contingency table of a coarser segmentation: row ``r`` of ``table`` added into
+    row ``labels[r]`` (labels 0..k-1, every one used; integer sums, exact).
+
+    >>> merge_rows(np.array([[1, 0], [2, 3], [0, 4]]), np.array([1, 0, 1]))
+    array([[2, 3],
+           [1, 4]])
+    """
+    order = np.argsort(labels, kind="stable")
+    starts = np.flatnonzero(np.diff(labels[order], prepend=-1))
+    return np.add.reduceat(table[order], starts, axis=0)
 
 
 def region_ods_ois(scores: np.ndarray, thresholds: np.ndarray) -> dict[str, dict[str, float]]:

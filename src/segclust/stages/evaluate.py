@@ -21,12 +21,14 @@ Covering over images, mean PRI and VI, pooled boundary F, per segment map, and t
 hierarchy's ODS/OIS), so ``dvc exp show`` ranks experiments by agreement with people; and
 ``plots/images/evaluate.csv``, every score of every image (``<map>_<score>`` columns) with
 the silhouette of the clustering beside it (from ``plots/images/{cluster,tune}.csv``), which
-``dvc plots`` draws per image.
+``dvc plots`` draws per image. Wall seconds per image go to ``metrics/timings/evaluate.json``
+(not an output, as for every stage: :func:`segclust.stages._base.write_timings`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
@@ -34,8 +36,10 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundaries import (
+    BoundaryMatcher,
     berkeley_thresholds,
     boundary_counts_over_thresholds,
+    boundary_map,
     boundary_scores,
     human_boundaries,
     precision_recall,
@@ -59,6 +63,7 @@ from segclust.stages._common import (
     run_stage,
     write_json,
     write_table,
+    write_timings,
 )
 from segclust.tables import read_table, spread
 
@@ -74,11 +79,19 @@ MAPS = {
 }
 
 
-def _flat_scores(labels: np.ndarray, annotations: list[np.ndarray], humans: list) -> tuple:
+def _region_scores(
+    labels: np.ndarray, annotations: list[np.ndarray], humans: BoundaryMatcher
+) -> dict:
+    """A segment map's region scores; first the shape check its boundary counts would fail."""
+    humans.check_shape(boundary_map(labels).shape)
+    return compare_to_annotators(labels, annotations)
+
+
+def _flat_scores(scores: dict, labels: np.ndarray, humans: BoundaryMatcher) -> tuple:
+    """A segment map's scores (region scores beside) and boundary counts."""
     counts = segmentation_boundary_counts(labels, humans)[0]
     p, r, f = (float(v) for v in precision_recall(counts))
-    scores = compare_to_annotators(labels, annotations)
-    scores |= {"boundary_p": p, "boundary_r": r, "boundary_f": f}
+    scores = scores | {"boundary_p": p, "boundary_r": r, "boundary_f": f}
     return {k: rounded(scores[k]) for k in SCORES}, counts
 
 
@@ -135,45 +148,59 @@ def _levels(stems: list[str], n: int) -> np.ndarray | None:
     return threshold_grid(low / 2, high, n) if 0 < low <= high else None
 
 
-def _edge_counts(stem: str, humans: list) -> np.ndarray | None:
+def _edge_counts(stem: str, humans: BoundaryMatcher) -> np.ndarray | None:
     """Boundary counts of the learned thin map at EDGE_THRESHOLDS, or None (no map, or one at
     another size than the ground truth)."""
     path = BOUNDARIES_DIR / f"{stem}.npy"
     if not path.exists():
         return None
     thin = np.load(path, mmap_mode="r")[1]
-    if thin.shape != humans[0].shape:
+    if thin.shape != humans.humans[0].shape:
         return None
     return boundary_counts_over_thresholds(np.asarray(thin), humans, EDGE_THRESHOLDS)
 
 
 def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple:
     """One image against its annotators: (stem, scores per map, boundary counts per map,
-    region scores and boundary counts at every level, or None, and the learned edge map's
-    boundary counts, or None)."""
+    region scores and boundary counts at every level, or None, the learned edge map's
+    boundary counts, or None, and the wall seconds it took).
+
+    One :class:`~segclust.boundaries.BoundaryMatcher` serves every map of the image (the
+    segment maps, the edge map's thresholds, the hierarchy's levels), so each contour's
+    matching is solved once per annotator."""
+    started = time.perf_counter()
     annotations = find_ground_truth(gt_root, stem)
-    humans = human_boundaries(annotations)
-    entry: dict = {"n_annotators": len(annotations)}
-    image_counts: dict[str, np.ndarray] = {}
+    humans = BoundaryMatcher(human_boundaries(annotations))
+    flat: dict[str, tuple[dict, np.ndarray]] = {}
     for which, folder in MAPS.items():
         path = folder / f"{stem}.npy"
         if not path.exists():
             continue
+        labels = np.load(path)
         try:
-            entry[which], image_counts[which] = _flat_scores(np.load(path), annotations, humans)
+            flat[which] = _region_scores(labels, annotations, humans), labels
         except ValueError as exc:
             raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
     edges = _edge_counts(stem, humans)
+    regions = boundaries = None
     ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
-    if levels is None or not ucm_path.exists():
-        return stem, entry, image_counts, None, None, edges
-    hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
-    regions = region_scores_by_level(hierarchy, annotations, levels)
-    # a pixel is on the cut's boundary at t when its strength is > t (next float)
-    boundaries = boundary_counts_over_thresholds(
-        boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
-    )
-    return stem, entry, image_counts, regions, boundaries, edges
+    if levels is not None and ucm_path.exists():
+        hierarchy = Hierarchy.from_ucm(np.load(ucm_path))
+        regions = region_scores_by_level(hierarchy, annotations, levels)
+        # a pixel is on the cut's boundary at t when its strength is > t (next float)
+        boundaries = boundary_counts_over_thresholds(
+            boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
+        )
+    # the segment maps' boundaries last: the hierarchy's cut is one of its levels, matched
+    entry: dict = {"n_annotators": len(annotations)}
+    image_counts: dict[str, np.ndarray] = {}
+    for which, (scores, labels) in flat.items():
+        entry[which], image_counts[which] = _flat_scores(scores, labels, humans)
+    return stem, entry, image_counts, regions, boundaries, edges, _seconds(started)
+
+
+def _seconds(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
@@ -198,10 +225,11 @@ def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
     counts: dict[str, list] = {which: [] for which in MAPS}
     level_regions, level_boundaries, edge_counts = [], [], []
+    timings: dict[str, float] = {}
     with logging_redirect_tqdm():
         # every image's level scores depend on the levels, which depend on every image
         extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
-        for stem, entry, image_counts, regions, boundaries, edges in map_cached(
+        for stem, entry, image_counts, regions, boundaries, edges, seconds in map_cached(
             "evaluate",
             config,
             with_truth,
@@ -218,6 +246,7 @@ def main(config: Config) -> None:
             if edges is not None:
                 edge_counts.append(edges)
             per_image[stem] = entry
+            timings[stem] = seconds
             log.debug(
                 "%s: %s",
                 stem,
@@ -263,6 +292,7 @@ def main(config: Config) -> None:
         log.info("no ground truth found in %s; nothing to evaluate", gt_root)
     write_table("evaluate", _table_rows(per_image), first=("n_annotators", *COLUMNS))
     write_json(METRICS_DIR / "evaluate.json", summary)
+    write_timings("evaluate", timings)
 
 
 if __name__ == "__main__":
