@@ -199,6 +199,9 @@ def test_evaluate_scores_against_png_ground_truth(tmp_path, tiny_image_dir):
         tiny_image_dir,
         data__ground_truth=str(truth),
         tune__space__kmeans={"n_clusters": {"low": 2, "high": 2}},
+        # the hand-made cue: its cut of two flat halves is known (the learned model's, on a
+        # 24x32 toy, is whatever it learned from photos; test_learned_boundaries covers it)
+        hierarchy=yaml.safe_load((REPO_ROOT / "conf/hierarchy/gradient.yaml").read_text()),
     )
     for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate"):
         result = run_stage(work, stage)

@@ -14,9 +14,11 @@ segments of every image).
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.config import Config
@@ -29,10 +31,12 @@ from segclust.stages._common import (
     TUNED_DIR,
     atomic_dir,
     feature_entries,
+    map_cached,
     run_stage,
     save_npy,
     write_json,
     write_table,
+    write_timings,
 )
 from segclust.tables import spread
 
@@ -44,23 +48,46 @@ def _count(labels: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(labels.ravel() + 1)[1:]))
 
 
+def regions_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple:
+    """One image's configured and tuned segments, written into ``out``; (stem, counts,
+    seconds) back."""
+    stem = entry[0]
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    for which, folder in (("configured", LABELS_DIR), ("tuned", TUNED_DIR)):
+        path = folder / f"{stem}.npy"
+        if not path.exists():  # tuning found no valid clustering for this image
+            continue
+        labels = np.load(path)
+        result = segments_for(labels, config.regions)
+        (out / which).mkdir(exist_ok=True)
+        save_npy(out / which / f"{stem}.npy", result)
+        counts[f"{which}_clusters"] = _count(labels)
+        counts[f"{which}_segments"] = _count(result)
+    return stem, counts, round(time.perf_counter() - started, 3)
+
+
+def _inputs(entry: tuple[str, dict]) -> tuple[str, list[Path]]:
+    stem = entry[0]
+    return stem, [LABELS_DIR / f"{stem}.npy", TUNED_DIR / f"{stem}.npy"]
+
+
 def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
+    timings: dict[str, float] = {}
     with atomic_dir(REGIONS_DIR) as out, logging_redirect_tqdm():
         for which in ("configured", "tuned"):
             (out / which).mkdir()
-        for stem, _sidecar in tqdm(feature_entries(), desc="regions", unit="image", disable=None):
-            entry: dict[str, int] = {}
-            for which, folder in (("configured", LABELS_DIR), ("tuned", TUNED_DIR)):
-                path = folder / f"{stem}.npy"
-                if not path.exists():  # tuning found no valid clustering for this image
-                    continue
-                labels = np.load(path)
-                result = segments_for(labels, config.regions)
-                save_npy(out / which / f"{stem}.npy", result)
-                entry[f"{which}_clusters"] = _count(labels)
-                entry[f"{which}_segments"] = _count(result)
+        for stem, entry, seconds in map_cached(
+            "regions",
+            config,
+            feature_entries(),
+            inputs_of=_inputs,
+            image_fn=partial(regions_image, config=config),
+            outs={"out": out},
+        ):
             per_image[stem] = entry
+            timings[stem] = seconds
             log.debug(
                 "%s: %s",
                 stem,
@@ -75,6 +102,7 @@ def main(config: Config) -> None:
         summary[key] = spread((e.get(key) for e in per_image.values()), COUNTS)
     write_table("regions", per_image, first=COLUMNS)
     write_json(METRICS_DIR / "regions.json", summary)
+    write_timings("regions", timings)
 
 
 if __name__ == "__main__":
