@@ -75,7 +75,12 @@ from segclust.boundary_model import (
 from segclust.config import HierarchyConfig
 from segclust.evaluation import compare_to_annotators
 from segclust.hierarchy import CUTS, boundary_strength, cut_hierarchy, photo_hierarchy
-from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
+from segclust.levels import (
+    evaluation_levels,
+    region_ods_ois,
+    region_scores_by_level,
+    threshold_grid,
+)
 from segclust.pixels import colour_channels, to_float01
 from segclust.smoothing import smooth_image
 from segclust.stages.train_boundaries import read_annotations, read_photo
@@ -605,8 +610,8 @@ def select(args, command: str) -> str:
 # --- report (test) -------------------------------------------------------------------------------
 
 EDGE_THRESHOLDS = berkeley_thresholds(40)
-LEARNED_LEVELS = threshold_grid(0.01, 1.2, 40)
-GRADIENT_LEVELS = threshold_grid(1.0, 150.0, 40)
+LEARNED_LEVELS = evaluation_levels("learned", 40)  # the evaluate stage's levels
+GRADIENT_LEVELS = evaluation_levels("gradient", 40)
 _LOADED: dict[str, BoundaryModel] = {}
 
 

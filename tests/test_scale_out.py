@@ -137,8 +137,8 @@ def test_adding_an_image_computes_only_that_image(tmp_path, tiny_image_dir):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
         hits[stage] = _cache_hits(result.stderr)
-    # the levels of evaluate span every image's hierarchy: the new one may move them
-    assert {s: h for s, h in hits.items() if s != "evaluate"} == {s: 3 for s in PARALLEL_STAGES}
+    # evaluate too: its hierarchy levels are a fixed grid, not placed by the other images
+    assert hits == {s: 3 for s in stages}
     (tmp_path / "uncached").mkdir()
     fresh = make_workdir(
         tmp_path / "uncached",

@@ -29,6 +29,11 @@ from segclust.hierarchy import Hierarchy
 
 REGION_SCORES = ("covering", "pri", "vi")
 _HIGHER_IS_BETTER = {"covering": True, "pri": True, "vi": False}
+# The merge heights every hierarchy is scored at, per boundary cue (``hierarchy.edges``):
+# learned heights are probabilities mixed with L*a*b*/100 colour distances, the hand-made
+# ones L*a*b* units. A fixed grid keeps each image's level scores its own: adding a photo
+# rescores only it, and nobody reads every other photo's UCM to place the levels.
+LEVEL_RANGES = {"learned": (0.01, 1.2), "gradient": (1.0, 150.0)}
 
 
 def threshold_grid(low: float, high: float, n: int) -> np.ndarray:
@@ -37,6 +42,16 @@ def threshold_grid(low: float, high: float, n: int) -> np.ndarray:
     if not 0 < low < high:
         raise ValueError(f"need 0 < low < high, got {low} and {high}")
     return np.geomspace(low, high, n)
+
+
+def evaluation_levels(edges: str, n: int) -> np.ndarray:
+    """The ``n`` heights (log-spaced over :data:`LEVEL_RANGES`) a hierarchy on the boundary
+    cue ``edges`` is scored at.
+
+    >>> evaluation_levels("learned", 3).round(3).tolist()
+    [0.01, 0.11, 1.2]
+    """
+    return threshold_grid(*LEVEL_RANGES[edges], n)
 
 
 def region_scores_by_level(

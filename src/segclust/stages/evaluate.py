@@ -50,7 +50,7 @@ from segclust.errors import ImageInputError
 from segclust.evaluation import compare_to_annotators
 from segclust.groundtruth import find_ground_truth, ground_truth_files
 from segclust.hierarchy import Hierarchy, boundary_strength
-from segclust.levels import region_ods_ois, region_scores_by_level, threshold_grid
+from segclust.levels import evaluation_levels, region_ods_ois, region_scores_by_level
 from segclust.report import rounded
 from segclust.stages._common import (
     BOUNDARIES_DIR,
@@ -132,20 +132,12 @@ COLUMNS = (
 )
 
 
-def _levels(stems: list[str], n: int) -> np.ndarray | None:
-    """``n`` thresholds over the merge heights of every evaluated image's UCM, or None when no
-    image has a hierarchy to cut (one region only, or the stage has not run)."""
-    low, high = np.inf, 0.0
-    for stem in stems:
-        path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
-        if not path.exists():  # the hierarchy stage has not run (a stage run by hand)
-            continue
-        ucm = np.load(path, mmap_mode="r")
-        positive = ucm[ucm > 0]
-        if positive.size:
-            low, high = min(low, float(positive.min())), max(high, float(positive.max()))
-    # from below the first merge (the leaves) up to the last one (a single region)
-    return threshold_grid(low / 2, high, n) if 0 < low <= high else None
+def _levels(stems: list[str], config: Config) -> np.ndarray | None:
+    """The heights every hierarchy is scored at (:func:`segclust.levels.evaluation_levels`),
+    or None when no evaluated image has one (the hierarchy stage has not run)."""
+    if not any((HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists() for stem in stems):
+        return None
+    return evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
 
 
 def _edge_counts(stem: str, humans: BoundaryMatcher) -> np.ndarray | None:
@@ -221,7 +213,7 @@ def main(config: Config) -> None:
             with_truth.append(stem)
         else:
             missing += 1
-    levels = _levels(with_truth, config.hierarchy.thresholds)
+    levels = _levels(with_truth, config)
     per_image: dict[str, dict] = {}
     counts: dict[str, list] = {which: [] for which in MAPS}
     level_regions, level_boundaries, edge_counts = [], [], []
