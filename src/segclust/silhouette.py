@@ -404,10 +404,13 @@ def silhouette_sampled(
 
     ``queries``: the query sample drawn beforehand by :func:`draw_queries` (same features,
     ``n_query`` and ``seed``), for a caller that scores many labelings of one feature
-    matrix (the tuner's trials): the queries are then not drawn again, and each distinct
-    query row's distances are computed once however many queries share it. The estimate
-    is the same bits either way (tests/test_silhouette.py).
+    matrix (the tuner's trials): the queries are then not drawn again. Either way each
+    distinct query row's distances are computed once however many queries share it (a
+    smoothed photo's colours repeat), and the estimate is the same bits as scoring every
+    query in blocks (tests/test_silhouette.py).
     """
+    if queries is None:  # the same bits as the block loop, computed once per distinct row
+        queries = draw_queries(features, n_query, seed)
     scores, n = _sampled_scores(
         features, labels, n_query, n_reference, seed, chunk_bytes, queries=queries
     )
