@@ -228,10 +228,15 @@ def _save_history(
 
     Optuna switches matplotlib to its ``ggplot`` style globally; the plot is drawn inside an
     ``rc_context`` so that the style ends with it and a long-lived worker process (a Dask
-    cluster's) draws the next stage's pictures as a fresh process would.
+    cluster's) draws the next stage's pictures as a fresh process would. Fixed margins
+    instead of a tight bounding box, and the Agg canvas encoded by OpenCV
+    (:func:`segclust.render.png_bytes`) rather than ``savefig``: a third of the time, which
+    counts at one picture per photo.
     """
     import matplotlib
     import matplotlib.pyplot as plt
+
+    from segclust.render import png_bytes
 
     with matplotlib.rc_context():
         with warnings.catch_warnings():
@@ -241,8 +246,12 @@ def _save_history(
         ax.set_ylabel(objective.replace("_", "-"))
         fig = ax.figure
         fig.set_size_inches(6.4, 4)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.set_dpi(dpi)
+        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.91)
+        fig.canvas.draw()
+        rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3]
         plt.close(fig)
+    path.write_bytes(png_bytes(np.ascontiguousarray(rgb)))
 
 
 if __name__ == "__main__":
