@@ -20,6 +20,7 @@ from segclust.hierarchy import (
     ultrametric_contour_map,
     watershed_leaves,
 )
+from tests.conftest import REPO_ROOT
 
 COLOURS = np.array(
     [[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.9], [0.85, 0.85, 0.2]], dtype=np.float32
@@ -272,3 +273,32 @@ def test_learned_edges_need_their_map():
         build_hierarchy(image, SmoothingConfig(), HierarchyConfig(edges="learned"))
     with pytest.raises(ConfigError, match=r"hierarchy\.edges: unknown value 'sobel'"):
         HierarchyConfig.from_dict({"edges": "sobel"})
+
+
+@pytest.mark.parametrize("edges", ["learned", "gradient"])
+@pytest.mark.parametrize("grey", [False, True])
+def test_the_features_stages_smoothed_photo_gives_the_same_hierarchy(edges, grey):
+    """The hierarchy stage reads the photo the features stage smoothed (a PNG) instead of
+    smoothing it again: the same UCM bits as smoothing it here."""
+    import cv2
+
+    from segclust.smoothing import smooth_image
+    from segclust.stages.features import smoothed_png
+
+    photo = cv2.imread(str(REPO_ROOT / "data" / "samples" / "chelsea.png"))
+    if grey:
+        photo = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    smoothing = SmoothingConfig.from_dict({"method": "meanshift"})
+    config = HierarchyConfig.from_dict({"edges": edges})
+    probability = None
+    if edges == "learned":
+        probability = cv2.GaussianBlur(
+            boundary_map(np.asarray(photo, np.int32) // 40 if grey else photo[:, :, 1] // 40)
+            .astype(np.float32), (0, 0), 1.0
+        )  # fmt: skip
+    png = smoothed_png(photo, smooth_image(photo, smoothing))
+    kept = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    again = build_hierarchy(photo, smoothing, config, None, probability)
+    reused = build_hierarchy(photo, smoothing, config, None, probability, kept)
+    assert np.array_equal(again.ucm, reused.ucm)
+    assert again.levels.size > 2

@@ -476,9 +476,11 @@ def build_hierarchy(
     config: HierarchyConfig,
     leaves: np.ndarray | None = None,
     probability: np.ndarray | None = None,
+    smoothed: np.ndarray | None = None,
 ) -> Hierarchy:
     """The hierarchy of a decoded image (any bit depth, alpha dropped), smoothed first as the
-    features are (``smoothing``).
+    features are (``smoothing``; ``smoothed``: that smoothed image already made, as the
+    ``features`` stage keeps it, used when the hierarchy is built at the image's own size).
 
     With ``edges: gradient``, photos above ``config.max_pixels`` are built at that working
     resolution (``cv2.resize``, ``INTER_AREA``): boundary strength is a per-pixel difference,
@@ -501,9 +503,13 @@ def build_hierarchy(
         small_h, small_w = working_size(height, width, config.max_pixels)
     if (small_h, small_w) == (height, width):
         photo = to_float01(pixels)
-        return photo_hierarchy(
-            photo, _smoothed(pixels, smoothing, config), config, leaves, probability
-        )
+        if smoothed is None or np.shape(smoothed)[:2] != (height, width):
+            smoothed = _smoothed(pixels, smoothing, config)
+        elif config.edges == "learned" and config.colour_weight == 0:
+            smoothed = None
+        else:
+            smoothed = to_float01(colour_channels(smoothed))
+        return photo_hierarchy(photo, smoothed, config, leaves, probability)
     small = cv2.resize(pixels, (small_w, small_h), interpolation=cv2.INTER_AREA)
     if leaves is not None:
         leaves = np.asarray(leaves)[_nearest(height, small_h)][:, _nearest(width, small_w)]

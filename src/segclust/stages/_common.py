@@ -38,6 +38,7 @@ COUNTS = ("mean", "median")  # of counts (clusters, segments, regions): two numb
 log = logging.getLogger("segclust")
 
 FEATURES_DIR = Path("data/features")
+SMOOTHED_SUFFIX = ".smoothed.png"  # the features stage's smoothed photo, for the hierarchy
 LABELS_DIR = Path("data/labels")
 TUNED_DIR = Path("data/tuned")
 REGIONS_DIR = Path("data/regions")

@@ -26,9 +26,11 @@ from segclust.config import Config
 from segclust.errors import ImageInputError
 from segclust.features import feature_matrix, fit_on_dataset
 from segclust.imageio import list_images, read_image
+from segclust.pixels import colour_channels
 from segclust.smoothing import smooth_image
 from segclust.stages._common import (
     FEATURES_DIR,
+    SMOOTHED_SUFFIX,
     atomic_dir,
     json_bytes,
     map_cached,
@@ -72,6 +74,9 @@ def features_image(
         matrix, names = feature_matrix(smoothed, config.features, config.scaler, fitted)
     height, width = image.shape[:2]
     save_npy(out / f"{path.stem}.npy", matrix)
+    kept = smoothed_png(image, smoothed)
+    if kept is not None:
+        (out / f"{path.stem}{SMOOTHED_SUFFIX}").write_bytes(kept)
     sidecar = {
         "source": Path(path).as_posix(),
         "height": int(height),
@@ -87,6 +92,21 @@ def features_image(
         f" -> {config.features.name} {matrix.shape}"
     )
     return path.stem, round(time.perf_counter() - started, 3), line
+
+
+def smoothed_png(image: np.ndarray, smoothed: np.ndarray) -> bytes | None:
+    """The smoothed photo as lossless PNG bytes (OpenCV, BGR or grey, 8 or 16 bits), for the
+    ``hierarchy`` stage's colour term: mean shift is the slowest step of both stages, and
+    smoothing once saves about a quarter of a photo's segmenting time. None when there is
+    nothing to keep (no smoothing) or PNG cannot hold it (float pixels: the hierarchy then
+    smooths again)."""
+    import cv2
+
+    if smoothed is image or smoothed.dtype not in (np.uint8, np.uint16):
+        return None
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(colour_channels(smoothed)), params)
+    return encoded.tobytes() if ok else None
 
 
 def _inputs(path: Path) -> tuple[str, list[Path]]:

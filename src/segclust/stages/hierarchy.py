@@ -37,6 +37,7 @@ from segclust.stages._common import (
     HIERARCHY_DIR,
     LABELS_DIR,
     METRICS_DIR,
+    SMOOTHED_SUFFIX,
     TUNED_DIR,
     atomic_dir,
     feature_entries,
@@ -66,7 +67,9 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
     leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
     probability = _probability(stem) if settings.edges == "learned" else None
-    hierarchy = build_hierarchy(image, config.smoothing, settings, leaves, probability)
+    hierarchy = build_hierarchy(
+        image, config.smoothing, settings, leaves, probability, _smoothed(stem)
+    )
     cut = cut_hierarchy(hierarchy, settings)
     for sub in ("ucm", "cut"):
         (out / sub).mkdir(exist_ok=True)
@@ -74,6 +77,15 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     save_npy(out / "cut" / f"{stem}.npy", cut)
     counts = {"levels": int(hierarchy.levels.size), "regions": int(cut.max()) + 1}
     return stem, counts, round(time.perf_counter() - started, 3)
+
+
+def _smoothed(stem: str) -> np.ndarray | None:
+    """The photo as the ``features`` stage smoothed it (the same smoothing params, which
+    are this stage's too), or None when it kept none."""
+    import cv2
+
+    path = FEATURES_DIR / f"{stem}{SMOOTHED_SUFFIX}"
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
 
 
 def _probability(stem: str) -> np.ndarray:
@@ -85,7 +97,11 @@ def _inputs(entry: tuple[str, dict], leaves: str, edges: str) -> tuple[str, list
     """The photo and its sidecar, the cluster labels when they are the leaves, the learned
     boundary map when it is the boundary strength."""
     stem, sidecar = entry
-    inputs = [Path(sidecar["source"]), FEATURES_DIR / f"{stem}.json"]
+    inputs = [
+        Path(sidecar["source"]),
+        FEATURES_DIR / f"{stem}.json",
+        FEATURES_DIR / f"{stem}{SMOOTHED_SUFFIX}",
+    ]
     if leaves == "clusters":
         inputs += [TUNED_DIR / f"{stem}.npy", LABELS_DIR / f"{stem}.npy"]
     if edges == "learned":
