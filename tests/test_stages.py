@@ -14,7 +14,7 @@ import yaml
 
 from segclust.algorithms import ALGORITHMS
 from segclust.tables import read_table
-from tests.conftest import REPO_ROOT, write_image
+from tests.conftest import REPO_ROOT, three_region_bgr, write_image
 
 
 def run_stage(workdir: Path, stage: str) -> subprocess.CompletedProcess:
@@ -333,7 +333,14 @@ def test_connected_regions_and_meanshift_through_the_stages(tmp_path, tiny_image
         data__ground_truth=str(truth),
     )
     for stage in (
-        "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+        "features",
+        "boundaries",
+        "cluster",
+        "tune",
+        "regions",
+        "hierarchy",
+        "render",
+        "evaluate",
     ):
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
@@ -493,3 +500,38 @@ def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, tiny_image_dir):
 def test_bad_jobs_is_a_config_error(tmp_path, tiny_image_dir, jobs):
     work = make_workdir(tmp_path, tiny_image_dir, execution={"jobs": jobs})
     assert_one_line_error(run_stage(work, "features"), "features", "execution.jobs")
+
+
+@pytest.mark.slow
+def test_a_stage_killed_mid_run_leaves_nothing_and_reruns_cleanly(tmp_path, tiny_image_dir):
+    """SIGKILL (an out-of-memory kill, a cancelled job) while a stage is writing: its output
+    folder does not exist (never half-written), and the next run sweeps the dead run's
+    temporary files and writes the bytes of an uninterrupted run."""
+    import os
+    import signal
+
+    for i in range(24):  # enough photos that the stage is caught half way
+        write_image(tiny_image_dir / f"more_{i:02d}.png", three_region_bgr(60, 80, seed=i))
+    work = make_workdir(tmp_path, tiny_image_dir, execution={"jobs": 1, "cache": False})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segclust.stages.features"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.suffix == ".npy" for p in (work / "data").glob(".features.*.tmp/*")):
+            assert process.poll() is None and time.monotonic() < deadline, "not caught running"
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (work / "data/features").exists()
+    left = [p.name for p in (work / "data").iterdir()]
+    assert len(left) == 1 and left[0].startswith(".features."), left  # the dead run's
+    assert run_stage(work, "features").returncode == 0
+    assert not list(work.rglob("*.tmp")), "the dead run's temporary folder must be swept"
+    (tmp_path / "clean").mkdir()
+    clean = make_workdir(tmp_path / "clean", tiny_image_dir, execution={"jobs": 1, "cache": False})
+    assert run_stage(clean, "features").returncode == 0
+    done = {p.name: p.read_bytes() for p in (work / "data/features").iterdir()}
+    assert done == {p.name: p.read_bytes() for p in (clean / "data/features").iterdir()}

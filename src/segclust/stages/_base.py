@@ -8,6 +8,7 @@ its own.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -73,7 +74,8 @@ def run_stage(
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``final`` only if the block succeeds."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         if final.is_dir() and not final.is_symlink():
@@ -87,10 +89,43 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temporary siblings are named after the output and the process writing them."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(path: Path) -> None:
+    """Remove the temporary siblings of ``path`` left by a process that no longer runs (a
+    stage killed mid-run: its half-written output never replaced ``path``, and its
+    temporary files would otherwise stay beside it)."""
+    try:
+        siblings = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return
+    for sibling in siblings:
+        pid = sibling.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to ``path`` via a temporary sibling and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
