@@ -128,12 +128,26 @@ def learned_edge_weights(probability: np.ndarray) -> np.ndarray:
     return edges
 
 
-@lru_cache(maxsize=4)
 def _graph(shape: tuple[int, int]) -> tuple[Any, np.ndarray, np.ndarray]:
     """higra's 4-adjacency graph and, per edge, its source pixel and whether it points right.
 
-    Kept per shape (read only): a data set's photos share a few shapes, and building the
-    graph costs as much as the tree on it."""
+    Kept per shape (read only) up to :data:`_KEPT_GRAPH_PIXELS`: a data set's photos share a
+    few shapes, and building the graph costs as much as the tree on it; a large photo's
+    graph (hundreds of MB at 12 MP) is not held for the life of a worker."""
+    if shape[0] * shape[1] <= _KEPT_GRAPH_PIXELS:
+        return _kept_graph(tuple(shape))
+    return _new_graph(tuple(shape))
+
+
+_KEPT_GRAPH_PIXELS = 1_000_000
+
+
+@lru_cache(maxsize=4)
+def _kept_graph(shape: tuple[int, int]) -> tuple[Any, np.ndarray, np.ndarray]:
+    return _new_graph(shape)
+
+
+def _new_graph(shape: tuple[int, int]) -> tuple[Any, np.ndarray, np.ndarray]:
     import higra as hg
 
     graph = hg.get_4_adjacency_graph(tuple(shape))

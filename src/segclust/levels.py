@@ -80,6 +80,9 @@ def region_scores_by_level(
             )
     # every annotator's table side by side: one merge per level serves them all
     tables = [contingency(base, gt) for gt in annotations]
+    if tables[0].shape[0] != labels.shape[1]:
+        # merge_rows indexes the finest cut's regions by row: each must have a pixel
+        raise ValueError("the finest cut of the hierarchy has regions without pixels")
     cuts = np.cumsum([table.shape[1] for table in tables])[:-1]
     joined = np.hstack(tables)
     out = np.empty((len(labels), len(REGION_SCORES)))

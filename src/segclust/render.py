@@ -93,7 +93,9 @@ def text_size(dpi: int, points: float = 10) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_FILE), size)
+    # Pillow's basic layout everywhere: with libraqm present it would shape text otherwise
+    # (other widths, other pixels), and the pictures must be the same bytes on every machine
+    return ImageFont.truetype(str(FONT_FILE), size, layout_engine=ImageFont.Layout.BASIC)
 
 
 def fitted_size(text: str, size: int, width: int, smallest: int = 8) -> int:

@@ -8,11 +8,12 @@ its own.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -90,8 +91,11 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 
 
 def _temp_prefix(path: Path) -> str:
-    """Temporary siblings are named after the output and the process writing them."""
-    return f".{path.name}.{os.getpid()}."
+    """Temporary siblings are named after the output, the host and the process writing them."""
+    return f".{path.name}.{_HOST}.{os.getpid()}."
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 def _alive(pid: int) -> bool:
@@ -99,22 +103,23 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's, or not a pid we can ask about: leave its files
     return True
 
 
 def sweep_stale(path: Path) -> None:
-    """Remove the temporary siblings of ``path`` left by a process that no longer runs (a
-    stage killed mid-run: its half-written output never replaced ``path``, and its
-    temporary files would otherwise stay beside it)."""
+    """Remove the temporary siblings of ``path`` left by a process of this host that no
+    longer runs (a stage killed mid-run: its half-written output never replaced ``path``,
+    and its temporary files would otherwise stay beside it). Another host's files are never
+    touched: its processes cannot be asked about from here."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d{{1,10}})\.\w+\.tmp$")
     try:
-        siblings = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+        siblings = [p for p in path.parent.iterdir() if pattern.match(p.name)]
     except OSError:
         return
     for sibling in siblings:
-        pid = sibling.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if not _alive(int(pattern.match(sibling.name).group(1))):
             if sibling.is_dir() and not sibling.is_symlink():
                 shutil.rmtree(sibling, ignore_errors=True)
             else:

@@ -132,14 +132,6 @@ COLUMNS = (
 )
 
 
-def _levels(stems: list[str], config: Config) -> np.ndarray | None:
-    """The heights every hierarchy is scored at (:func:`segclust.levels.evaluation_levels`),
-    or None when no evaluated image has one (the hierarchy stage has not run)."""
-    if not any((HIERARCHY_DIR / "ucm" / f"{stem}.npy").exists() for stem in stems):
-        return None
-    return evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
-
-
 def _edge_counts(stem: str, humans: BoundaryMatcher) -> np.ndarray | None:
     """Boundary counts of the learned thin map at EDGE_THRESHOLDS, or None (no map, or one at
     another size than the ground truth)."""
@@ -183,8 +175,13 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
         boundaries = boundary_counts_over_thresholds(
             boundary_strength(hierarchy.ucm), humans, np.nextafter(levels, np.inf)
         )
-    # the segment maps' boundaries last: the hierarchy's cut is one of its levels, matched
     entry: dict = {"n_annotators": len(annotations)}
+    if regions is not None:
+        # merges the fixed grid cannot tell apart from the leaves or from one region
+        merges = hierarchy.levels
+        outside = np.count_nonzero((merges < levels[0]) | (merges > levels[-1]))
+        entry["merges_outside_levels"] = rounded(outside / max(merges.size, 1))
+    # the segment maps' boundaries last: their contours are mostly the levels' own, matched
     image_counts: dict[str, np.ndarray] = {}
     for which, (scores, labels) in flat.items():
         entry[which], image_counts[which] = _flat_scores(scores, labels, humans)
@@ -213,13 +210,13 @@ def main(config: Config) -> None:
             with_truth.append(stem)
         else:
             missing += 1
-    levels = _levels(with_truth, config)
+    levels = evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
     per_image: dict[str, dict] = {}
     counts: dict[str, list] = {which: [] for which in MAPS}
     level_regions, level_boundaries, edge_counts = [], [], []
     timings: dict[str, float] = {}
     with logging_redirect_tqdm():
-        # every image's level scores depend on the levels, which depend on every image
+        # the levels are a fixed grid: part of every image's key, not a function of the others
         extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
         for stem, entry, image_counts, regions, boundaries, edges, seconds in map_cached(
             "evaluate",
@@ -262,8 +259,13 @@ def main(config: Config) -> None:
         region = region_ods_ois(np.stack(level_regions), levels)
         bound = boundary_scores(np.stack(level_boundaries), levels)
         ods, ois = region["ods"], region["ois"]
+        outside = [
+            e["merges_outside_levels"] for e in per_image.values() if "merges_outside_levels" in e
+        ]
         summary["hierarchy_levels"] = {
             "levels": len(levels),
+            "range": [rounded(levels[0]), rounded(levels[-1])],
+            "merges_outside_levels": rounded(float(np.mean(outside))) if outside else None,
             "ods": {k: rounded(ods[k]) for k in ("covering", "pri", "vi")}
             | {"boundary_f": rounded(bound.ods_f)},
             "ois": {k: rounded(ois[k]) for k in ("covering", "pri", "vi")}

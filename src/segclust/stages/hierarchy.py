@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from segclust.config import Config
+from segclust.config import Config, HierarchyConfig
 from segclust.errors import ModelFileError
-from segclust.hierarchy import build_hierarchy, cut_hierarchy
+from segclust.hierarchy import build_hierarchy, cut_hierarchy, working_size
 from segclust.imageio import read_image
 from segclust.stages._common import (
     BOUNDARIES_DIR,
@@ -67,9 +67,8 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     image = read_image(Path(sidecar["source"]), max_pixels=config.data.max_pixels)
     leaves = _cluster_leaves(stem) if settings.leaves == "clusters" else None
     probability = _probability(stem) if settings.edges == "learned" else None
-    hierarchy = build_hierarchy(
-        image, config.smoothing, settings, leaves, probability, _smoothed(stem)
-    )
+    smoothed = _smoothed(stem) if _reads_smoothed(image, settings, probability) else None
+    hierarchy = build_hierarchy(image, config.smoothing, settings, leaves, probability, smoothed)
     cut = cut_hierarchy(hierarchy, settings)
     for sub in ("ucm", "cut"):
         (out / sub).mkdir(exist_ok=True)
@@ -77,6 +76,16 @@ def hierarchy_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple
     save_npy(out / "cut" / f"{stem}.npy", cut)
     counts = {"levels": int(hierarchy.levels.size), "regions": int(cut.max()) + 1}
     return stem, counts, round(time.perf_counter() - started, 3)
+
+
+def _reads_smoothed(
+    image: np.ndarray, settings: HierarchyConfig, probability: np.ndarray | None
+) -> bool:
+    """Whether the hierarchy reads the smoothed photo at the photo's own size (the colour
+    term, built at full size): only then is the features stage's copy of use."""
+    if settings.edges == "learned":
+        return settings.colour_weight > 0 and np.shape(probability) == image.shape[:2]
+    return working_size(*image.shape[:2], settings.max_pixels) == image.shape[:2]
 
 
 def _smoothed(stem: str) -> np.ndarray | None:
