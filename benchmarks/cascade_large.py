@@ -50,7 +50,10 @@ def run_one(pixels: int, queue: Any, edges: str = "gradient", model: str = "base
     def conf(group: str, name: str) -> dict:
         return yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
 
-    name = "gradient" if edges == "gradient" else "default"
+    import cv2
+
+    cv2.setNumThreads(1)  # one thread, as the pipeline's workers run each photo
+    name = {"gradient": "gradient", "learned": "cnn" if model == "cnn" else "default"}[edges]
     settings = HierarchyConfig.from_dict(conf("hierarchy", name))
     smoothing = SmoothingConfig.from_dict(conf("smoothing", "meanshift"))
     photo = make_photo(pixels)
@@ -60,7 +63,10 @@ def run_one(pixels: int, queue: Any, edges: str = "gradient", model: str = "base
         from segclust.boundary_maps import boundary_maps
         from segclust.boundary_model import BoundariesConfig, load_model
 
-        boundaries = BoundariesConfig.from_dict({**conf("boundaries", "default"), "model": model})
+        best = conf("experiment", "best")["boundaries"] if model == "cnn" else {}
+        boundaries = BoundariesConfig.from_dict(
+            {**conf("boundaries", "default"), **best, "model": model}
+        )
         started = time.perf_counter()
         trained = load_model(ROOT / boundaries.model_path())
         probability = boundary_maps(photo, trained, boundaries, "cpu")[0]
@@ -129,7 +135,8 @@ def main() -> None:
     settings = "`conf/hierarchy/gradient.yaml`"
     if args.edges == "learned":
         steps = ("boundaries", *steps)
-        settings = f"`conf/hierarchy/default.yaml` on the learned boundaries of model {args.model}"
+        preset = "cnn" if args.model == "cnn" else "default"
+        settings = f"`conf/hierarchy/{preset}.yaml` on the learned boundaries of model {args.model}"
     lines = [
         "The cascade on one photo per size, fresh process each, one thread: "
         "`python " + " ".join(sys.argv) + "`. Settings: "
