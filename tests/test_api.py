@@ -69,8 +69,9 @@ def test_flat_image_gives_undefined_scores_not_a_crash():
 
 def test_hierarchy_cut_becomes_the_segments():
     image = three_region_bgr()
-    result = segment(image, features="lab", n_clusters=3, hierarchy="regions")
-    assert result.segments.shape == image.shape[:2]
+    by_name = segment(image, features="lab", n_clusters=3, hierarchy="regions")
+    assert by_name.segments.shape == image.shape[:2] and by_name.hierarchy is not None
+    result = segment(image, features="lab", n_clusters=3, hierarchy={"cut": "regions", "leaf_area": 100})
     wanted = CUTS["regions"].params["n_regions"].default  # = conf/hierarchy's n_regions
     leaves = len(np.unique(result.hierarchy.cut(0.0)))  # watershed leaves of ~100 px
     assert int(result.segments.max()) + 1 == min(wanted, leaves)

@@ -4,8 +4,11 @@ chose, and no other."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from segclust.boundary_model import BoundariesConfig, load_model
@@ -82,3 +85,25 @@ def load_model_digest(name: str) -> str:
 
     model = REPO_ROOT / "models" / f"boundaries_{name}.npz"
     return hashlib.sha256(model.read_bytes()).hexdigest()
+
+
+def test_the_committed_models_are_in_sync_with_their_code():
+    """``dvc status train_boundaries`` is clean: any change to the training code's import
+    closure (even ``stages/_base.py``) needs ``dvc repro train_boundaries`` with the train
+    split present and the lock committed, or a clone without that split cannot run
+    ``dvc repro --allow-missing`` (it would try to retrain)."""
+    train = REPO_ROOT / yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["boundaries"][
+        "train"
+    ]["images"]
+    if not train.is_dir():
+        pytest.skip(f"the BSDS500 train split is not at {train} (a clone without ../shared)")
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json", "train_boundaries"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    stale = json.loads(result.stdout or "{}")
+    assert stale == {}, f"run `dvc repro train_boundaries` and commit dvc.lock: {stale}"

@@ -262,7 +262,7 @@ def test_bad_trial_workers(workers):
 def test_the_tune_stage_with_parallel_trials(tmp_path, tiny_image_dir):
     work = make_workdir(tmp_path, tiny_image_dir, tune__workers=2, tune__n_trials=4)
     run_all(work, ("features",))
-    result = run_stage(work, "tune")
+    result = run_stage(work, "tune", log="debug")  # the per-image lines
     assert result.returncode == 0, result.stderr
     assert "2 trial workers share" in result.stderr
     for stem in ("halves", "bands", "bands_jpeg"):

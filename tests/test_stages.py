@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,10 +18,14 @@ from segclust.tables import read_table
 from tests.conftest import REPO_ROOT, three_region_bgr, write_image
 
 
-def run_stage(workdir: Path, stage: str) -> subprocess.CompletedProcess:
+def run_stage(workdir: Path, stage: str, log: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m segclust.stages.<stage>`` in ``workdir``; ``log="debug"`` adds the
+    per-image lines (``SEGCLUST_LOG``)."""
+    env = {**os.environ, "SEGCLUST_LOG": log} if log else None
     return subprocess.run(
         [sys.executable, "-m", f"segclust.stages.{stage}"],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

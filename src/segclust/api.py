@@ -15,7 +15,8 @@ A whole pipeline configuration, as ``dvc exp run -S +experiment=best`` composes 
 
 The region hierarchy (the cascade) on top, cut by the registered rule of your choice:
 
->>> result = segment(image, smoothing="meanshift", hierarchy={"cut": "regions", "n_regions": 2})
+>>> cut = {"cut": "regions", "n_regions": 2, "leaf_area": 20}  # leaves of ~20 px on a tiny image
+>>> result = segment(image, smoothing="meanshift", hierarchy=cut)
 >>> int(result.segments.max()) + 1, int(result.hierarchy.cut_regions(1).max()) + 1
 (2, 1)
 

@@ -424,7 +424,7 @@ CUTS: Mapping[str, Cut] = {
     for entry in (
         Cut(
             "threshold",
-            {"threshold": Param(float, 0.3677, low=0, doc="merge height")},
+            {"threshold": Param(float, 0.526, low=0, doc="merge height")},
             lambda h, p: h.cut(p["threshold"]),
             summary="one height for every image (chosen on the BSDS500 train split)",
         ),
@@ -436,7 +436,7 @@ CUTS: Mapping[str, Cut] = {
         ),
         Cut(
             "regions",
-            {"n_regions": Param(int, 12, low=1, doc="regions")},
+            {"n_regions": Param(int, 16, low=1, doc="regions")},
             lambda h, p: h.cut_regions(p["n_regions"]),
             summary="per image: the level with the requested number of regions",
         ),
