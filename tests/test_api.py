@@ -71,7 +71,8 @@ def test_hierarchy_cut_becomes_the_segments():
     image = three_region_bgr()
     by_name = segment(image, features="lab", n_clusters=3, hierarchy="regions")
     assert by_name.segments.shape == image.shape[:2] and by_name.hierarchy is not None
-    result = segment(image, features="lab", n_clusters=3, hierarchy={"cut": "regions", "leaf_area": 100})
+    fine_leaves = {"cut": "regions", "leaf_area": 100}
+    result = segment(image, features="lab", n_clusters=3, hierarchy=fine_leaves)
     wanted = CUTS["regions"].params["n_regions"].default  # = conf/hierarchy's n_regions
     leaves = len(np.unique(result.hierarchy.cut(0.0)))  # watershed leaves of ~100 px
     assert int(result.segments.max()) + 1 == min(wanted, leaves)

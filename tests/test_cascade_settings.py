@@ -92,9 +92,10 @@ def test_the_committed_models_are_in_sync_with_their_code():
     closure (even ``stages/_base.py``) needs ``dvc repro train_boundaries`` with the train
     split present and the lock committed, or a clone without that split cannot run
     ``dvc repro --allow-missing`` (it would try to retrain)."""
-    train = REPO_ROOT / yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["boundaries"][
-        "train"
-    ]["images"]
+    train = (
+        REPO_ROOT
+        / yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["boundaries"]["train"]["images"]
+    )
     if not train.is_dir():
         pytest.skip(f"the BSDS500 train split is not at {train} (a clone without ../shared)")
     result = subprocess.run(

@@ -399,9 +399,7 @@ def test_training_on_a_few_bsds_train_photos_is_the_same_bytes_on_one_or_two_wor
 def test_a_model_trained_on_other_settings_than_the_config_is_refused(tmp_path, tiny_image_dir):
     from tests.test_stages import assert_one_line_error, make_workdir, run_stage
 
-    work = make_workdir(
-        tmp_path, tiny_image_dir, boundaries__models__base__cues__colour_bins=16
-    )
+    work = make_workdir(tmp_path, tiny_image_dir, boundaries__models__base__cues__colour_bins=16)
     assert run_stage(work, "features").returncode == 0
     result = run_stage(work, "boundaries")
     assert_one_line_error(

@@ -429,7 +429,7 @@ HIERARCHY_PARAMS: Mapping[str, Param] = {
     "leaf_area": Param(int, 400, low=1, doc="pixels per watershed leaf"),
     "gradient_sigma": Param(float, 1.0, low=0, low_open=True, doc="pixels"),
     "gradient_weight": Param(float, 2.0, low=0, doc="x Sobel/8, against the colour term"),
-    "colour_weight": Param(float, 0.25, low=0, high=1, doc="share of the leaves' colour difference"),
+    "colour_weight": Param(float, 0.25, low=0, high=1, doc="share of the colour difference"),
     "max_pixels": Param(int, 160_000, low=64, doc="working resolution of larger photos"),
     "thresholds": Param(int, 40, low=2, doc="levels scored for ODS/OIS by evaluate"),
 }
