@@ -34,7 +34,7 @@ run: setup
 test: setup-dev
 	ruff check .
 	python scripts/stage_deps.py --check
-	python -m pytest
+	python -m pytest -n 2 --dist loadfile
 
 ## Unit tests only (skips the real `dvc repro` runs).
 test-fast: setup-dev

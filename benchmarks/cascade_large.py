@@ -165,17 +165,21 @@ def main() -> None:
             + f" | {sum(s.values()):.1f} | {result['peak_gb']:.2f} |"
         )
         print(lines[-1], flush=True)
-    lines += [
-        "",
-        f"Why a working resolution: BSDS500 train photo `{SCALE_PHOTO.name}` enlarged with "
-        "cubic interpolation, cut with the default threshold, built at full size against "
-        "built at `hierarchy.max_pixels`. Median UCM height = median positive edge height.",
-        "",
-        "| enlarged | shape | full size: regions | median height | s | working: regions "
-        "| median height | s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
     factors = args.scale_factors if SCALE_PHOTO.is_file() and args.edges == "gradient" else ()
+    lines += (
+        []
+        if not factors
+        else [
+            "",
+            f"Why a working resolution: BSDS500 train photo `{SCALE_PHOTO.name}` enlarged with "
+            "cubic interpolation, cut with the default threshold, built at full size against "
+            "built at `hierarchy.max_pixels`. Median UCM height = median positive edge height.",
+            "",
+            "| enlarged | shape | full size: regions | median height | s | working: regions "
+            "| median height | s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    )
     for factor in factors:
         queue = context.Queue()
         process = context.Process(target=scale_check, args=(factor, queue))

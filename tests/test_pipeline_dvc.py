@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -268,59 +267,3 @@ def test_a_retrained_boundary_model_reruns_what_reads_it(repo):
     assert maps["device"] == "cpu" and hierarchy["edges"] == "learned"
     trained = json.loads((repo / "metrics/train_boundaries_base.json").read_text())
     assert trained["images"] == 3 and trained["sha256"] == retrained
-
-
-# 4 experiments, a sweep of k: every stage they rerun differs between any two of them (two
-# at a time on two workers; 8 took 4-7 min of CI for no more coverage).
-# (Two experiments that run the *same* stage at the same time can collide in DVC 3.67's
-# run-cache write, .dvc/cache/runs/...tmp: No such file; seen with k x regions method. The
-# README says so, with the workaround.)
-QUEUED = [(("-S", f"cluster.n_clusters={k}"), k) for k in range(2, 6)]
-
-
-def experiment_results(repo: Path) -> dict[tuple, dict]:
-    """k -> metrics of every experiment `dvc exp show` lists."""
-    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    results = {}
-    for entry in shown:
-        for experiment in entry.get("experiments") or []:
-            for rev in experiment["revs"]:
-                data = rev["data"]
-                params = data["params"]["params.yaml"]["data"]
-                key = params["cluster"]["n_clusters"]
-                metrics = {path: m["data"] for path, m in data["metrics"].items()}
-                assert key not in results, key
-                results[key] = metrics
-    return results
-
-
-def test_queued_experiments_on_two_workers_match_one_at_a_time(tmp_path):
-    """`dvc exp run --queue` x 4 and `dvc queue start -j 2`: every experiment succeeds and
-    its metrics equal those of the same experiment run alone, in another repository (its
-    own DVC and per-image caches, so nothing is restored from the queued runs)."""
-    queued, serial = make_repo(tmp_path / "queued"), make_repo(tmp_path / "serial")
-    for repo in (queued, serial):
-        dvc(repo, "repro")
-        sh(repo, "git", "add", "-A")
-        sh(repo, "git", "commit", "-qm", "baseline results")
-    for overrides, _ in QUEUED:
-        dvc(queued, "exp", "run", "--queue", *overrides)  # --allow-missing goes with each
-    dvc(queued, "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 900
-    while True:
-        status = dvc(queued, "queue", "status").stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
-    failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
-    logs = [dvc(queued, "queue", "logs", task, check=False).stdout[-3000:] for task in failed]
-    assert failed == [], logs
-    assert status.count("Success") == len(QUEUED), status
-    for overrides, _ in QUEUED:
-        dvc(serial, "exp", "run", *overrides)
-    in_queue, alone = experiment_results(queued), experiment_results(serial)
-    assert sorted(in_queue) == sorted(key for _, key in QUEUED)
-    assert in_queue == alone
-    # the sweep did change the clusterings (the comparison above is not of 4 copies)
-    assert len({json.dumps(m["metrics/cluster.json"], sort_keys=True) for m in alone.values()}) == 4

@@ -127,10 +127,7 @@ def test_adding_an_image_computes_only_that_image(tmp_path, tiny_image_dir):
     (tmp_path / "cached").mkdir()
     work = make_workdir(tmp_path / "cached", tiny_image_dir, data__ground_truth=str(truth))
     run_all(work, stages)
-    first = outputs_of(work)
     assert (work / CACHE_DIR / "tune").is_dir()
-    run_all(work, stages)  # nothing changed: every image from the cache, same bytes
-    assert outputs_of(work) == first
     write_image(tiny_image_dir / "added.png", three_region_bgr(seed=5))
     hits = {}
     for stage in stages:
