@@ -1,7 +1,8 @@
 """Images in parallel: every stage maps its per-image work over worker processes.
 
 joblib does the heavy lifting on one machine (its ``loky`` process pool, the one
-scikit-learn uses), with ``execution.jobs`` workers (``-1``: every core). With
+scikit-learn uses), with ``execution.jobs`` workers (``-1``: every core, at most one per two
+images). With
 ``execution.engine: dask`` the images go to a Dask distributed cluster instead: the one at
 ``execution.address`` (``tcp://host:8786``, started with ``dask scheduler`` and
 ``dask worker``), or a ``LocalCluster`` of ``jobs`` single-threaded worker processes when no
@@ -55,10 +56,22 @@ def _one_thread(fn: Callable[[Item], Result], item: Item) -> Result:
         return fn(item)
 
 
+# Starting a worker process, and importing a stage's libraries in it, costs about as much as
+# the stage's work on one or two photos (1-2.5 s per stage on this project's 2-core machine,
+# measured with cProfile: the main process sleeps on the pool while the workers start), so
+# ``jobs: -1`` gives each worker at least this many images; an explicit count is obeyed.
+MIN_IMAGES_PER_AUTO_WORKER = 2
+
+
 def worker_count(jobs: int, n_items: int) -> int:
-    """Workers to start: ``jobs`` (``-1`` = every core), never more than there are items."""
+    """Workers to start: ``jobs``, or with ``-1`` every core but at most one per
+    :data:`MIN_IMAGES_PER_AUTO_WORKER` images; never more than there are items.
+
+    >>> worker_count(-1, 2), worker_count(2, 2), worker_count(4, 1)
+    (1, 2, 1)
+    """
     cores = os.cpu_count() or 1
-    wanted = cores if jobs == -1 else jobs
+    wanted = min(cores, n_items // MIN_IMAGES_PER_AUTO_WORKER) if jobs == -1 else jobs
     return max(1, min(wanted, n_items))
 
 
