@@ -122,11 +122,15 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_image_dir(tmp_path: Path) -> Path:
-    """A folder with a grey PNG, a colour PNG and a colour JPEG."""
-    folder = tmp_path / "images"
+def write_tiny_images(folder: Path) -> Path:
+    """``folder`` with a grey PNG, a colour PNG and a colour JPEG."""
     write_image(folder / "halves.png", two_region_grey())
     write_image(folder / "bands.png", three_region_bgr())
     write_image(folder / "bands_jpeg.jpg", three_region_bgr(seed=2))
     return folder
+
+
+@pytest.fixture
+def tiny_image_dir(tmp_path: Path) -> Path:
+    """A folder with a grey PNG, a colour PNG and a colour JPEG."""
+    return write_tiny_images(tmp_path / "images")

@@ -419,14 +419,17 @@ def test_ods_and_ap_reproduce_berkeley_on_published_curve():
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_bsds500_human_boundary_f():
-    """Each annotator's boundaries against the other annotators': F = 0.80 on the test split.
+    """Each annotator's boundaries against the other annotators': F near the published 0.80.
 
     The protocol of Berkeley's boundaryBenchHuman (BSDS300 benchmark code): every
     annotator's boundary map in turn is the "machine", scored by the benchmark against the
     remaining annotators of that image; counts are summed over annotators and images and give
     one P, R and F (a single "threshold", so ODS = OIS). BSDS500 (Arbelaez et al., TPAMI 2011)
-    publishes F = 0.80 for humans. It also checks that boundary_map(Segmentation, thin=True)
-    is the Boundaries field stored in every file. About 80 s on one core.
+    publishes F = 0.80 for humans over the 200 test photos; this takes every 4th (about 20 s
+    on one core instead of 80), whose F lies within 0.02 of the whole split's (0.787-0.818
+    over the four such subsets). `benchmarks/boundary_humans.py` scores all 200 (0.8030,
+    `benchmarks/results/boundary_humans.md`). It also checks that
+    boundary_map(Segmentation, thin=True) is the Boundaries field stored in every file.
     """
     folder = BSDS / "groundTruth"
     if not folder.is_dir():
@@ -438,7 +441,7 @@ def test_bsds500_human_boundary_f():
     assert len(files) == 200
     per_image = []
     runs = 0
-    for path in files:
+    for path in files[::4]:
         segs = read_bsds_mat(path)
         humans = human_boundaries(segs)
         stored = scipy.io.loadmat(str(path))["groundTruth"]
@@ -449,9 +452,9 @@ def test_bsds500_human_boundary_f():
         ]
         runs += len(counts)
         per_image.append(np.sum(counts, axis=0))
-    assert runs == 1063
+    assert runs == 269
     scores = boundary_scores(np.array(per_image)[:, None, :])
-    assert scores.ods_f == pytest.approx(0.80, abs=0.005)  # published to two decimals
+    assert scores.ods_f == pytest.approx(0.80, abs=0.02)  # published to two decimals
     assert scores.ois_f == scores.ods_f
 
 

@@ -344,3 +344,33 @@ def test_a_dask_stage_holds_a_bounded_window_of_futures():
                 in_flight[0] -= 1
     assert out == [i * 2 for i in range(500)]
     assert peak[0] == 8
+
+
+def test_an_image_runs_on_one_thread_in_every_pool_it_loads():
+    """A fresh process runs one image whose work imports KMeans: inside it every OpenMP and
+    BLAS pool has one thread, and getting there did not import scikit-learn (about 2 s per
+    stage process) where its wheel ships the OpenMP runtime."""
+    probe = """
+import json, sys
+from segclust.parallel import _bundled_openmp_runtime, _one_thread, load_thread_pools
+
+def work(_):
+    import sklearn.cluster
+    from threadpoolctl import threadpool_info
+    return [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()]
+
+load_thread_pools()
+imported = "sklearn" in sys.modules
+print(json.dumps({
+    "bundled": _bundled_openmp_runtime() is not None,
+    "imported": imported,
+    "inside": _one_thread(work, None),
+}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    seen = json.loads(result.stdout)
+    assert {"openmp", "openblas"} <= {api for api, _ in seen["inside"]}
+    assert [threads for _, threads in seen["inside"]] == [1] * len(seen["inside"])
+    assert seen["imported"] is not seen["bundled"]

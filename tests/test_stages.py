@@ -15,7 +15,7 @@ import yaml
 
 from segclust.algorithms import ALGORITHMS
 from segclust.tables import read_table
-from tests.conftest import REPO_ROOT, three_region_bgr, write_image
+from tests.conftest import REPO_ROOT, three_region_bgr, write_image, write_tiny_images
 
 
 def run_stage(workdir: Path, stage: str, log: str | None = None) -> subprocess.CompletedProcess:
@@ -414,33 +414,40 @@ def run_all(work: Path, stages: tuple[str, ...]) -> None:
 PARALLEL_STAGES = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render")
 
 
+@pytest.fixture(scope="module")
+def one_worker_run(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """The tiny images and what the stages write from them on one joblib worker: the
+    reference that every other way of running them must give again (run once per module)."""
+    base = tmp_path_factory.mktemp("one-worker")
+    images = write_tiny_images(base / "images")
+    work = make_workdir(base, images, execution={"jobs": 1})
+    run_all(work, PARALLEL_STAGES)
+    return images, outputs_of(work)
+
+
 @pytest.mark.slow
-def test_one_worker_two_or_a_dask_cluster_write_the_same_bytes(tmp_path, tiny_image_dir):
+def test_one_worker_two_or_a_dask_cluster_write_the_same_bytes(tmp_path, one_worker_run):
     """Images run in parallel (execution.jobs, execution.engine); results must not depend on
     who ran what: joblib with 1 and 2 workers and a Dask LocalCluster of 2."""
-    outputs = {}
+    images, one = one_worker_run
+    assert len(one) > 40
     for name, execution in (
-        ("one", {"jobs": 1}),
         ("two", {"jobs": 2}),
         ("dask", {"jobs": 2, "engine": "dask", "address": None}),
     ):
         (tmp_path / name).mkdir()
-        work = make_workdir(tmp_path / name, tiny_image_dir, execution=execution)
+        work = make_workdir(tmp_path / name, images, execution=execution)
         run_all(work, PARALLEL_STAGES)
-        outputs[name] = outputs_of(work)
-    assert len(outputs["one"]) > 40
-    for name in ("two", "dask"):
-        assert outputs[name].keys() == outputs["one"].keys()
-        assert [k for k in outputs["one"] if outputs["one"][k] != outputs[name][k]] == []
+        outputs = outputs_of(work)
+        assert outputs.keys() == one.keys()
+        assert [k for k in one if one[k] != outputs[k]] == []
 
 
 @pytest.mark.slow
-def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, tiny_image_dir):
+def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, one_worker_run):
     """A real cluster on this machine: `dask scheduler` and two `dask worker` processes,
     started apart from the stage, reached over TCP; the stage's outputs are the same bytes."""
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    run_all(make_workdir(reference, tiny_image_dir, execution={"jobs": 1}), PARALLEL_STAGES)
+    images, one = one_worker_run
     (tmp_path / "cluster").mkdir()
     scheduler_file = tmp_path / "scheduler.json"
     processes = [
@@ -470,7 +477,7 @@ def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, tiny_image_dir):
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         work = make_workdir(
-            tmp_path / "cluster", tiny_image_dir,
+            tmp_path / "cluster", images,
             execution={"jobs": 2, "engine": "dask", "address": address},
         )  # fmt: skip
         for _ in range(2):  # workers run from the project folder, as the README says
@@ -493,7 +500,7 @@ def test_a_dask_scheduler_and_two_workers_over_tcp(tmp_path, tiny_image_dir):
                 )
             )
         run_all(work, PARALLEL_STAGES)
-        assert outputs_of(work) == outputs_of(reference / "work")
+        assert outputs_of(work) == one
     finally:
         for process in processes:
             process.terminate()

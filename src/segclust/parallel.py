@@ -27,10 +27,14 @@ image at a time. An error in a worker is re-raised in the stage as it was raised
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import importlib.util
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
@@ -47,13 +51,45 @@ WINDOW_PER_WORKER = 4
 
 
 def _one_thread(fn: Callable[[Item], Result], item: Item) -> Result:
-    # scikit-learn's compiled code loads the OpenMP runtime; a limit set before it is loaded
-    # would not reach it, and the first image would run on every core
-    import sklearn.cluster  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    load_thread_pools()
     with threadpool_limits(limits=1):
         return fn(item)
+
+
+@functools.cache
+def load_thread_pools() -> None:
+    """Load the thread pools an image's work may start, so that one limit reaches them all.
+
+    A limit set before a library is loaded does not reach it, and the first image would run
+    on every core: SciPy's OpenBLAS (NumPy's is loaded already) and scikit-learn's OpenMP
+    runtime. The runtime bundled with scikit-learn's wheel is loaded on its own (ctypes,
+    30 ms) rather than by importing ``sklearn.cluster`` (about 2 s of imports, paid by every
+    stage process even when every image comes from the cache); where there is no such file
+    (a conda or source build) scikit-learn is imported as before. Either way
+    ``threadpoolctl`` then sees the same pools.
+    """
+    import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS)
+
+    runtime = _bundled_openmp_runtime()
+    if runtime is None:
+        import sklearn.cluster  # noqa: F401
+    else:
+        ctypes.CDLL(str(runtime), mode=ctypes.RTLD_GLOBAL)
+
+
+def _bundled_openmp_runtime() -> Path | None:
+    """The OpenMP library shipped inside scikit-learn's wheel, if there is one: Linux wheels
+    keep it in ``scikit_learn.libs/`` beside the package, macOS wheels in ``sklearn/.dylibs``.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        return None
+    package = Path(spec.origin).parent
+    found = sorted(package.parent.glob("scikit_learn.libs/libgomp*.so*"))
+    found += sorted(package.glob(".dylibs/libomp*.dylib"))
+    return found[0] if found else None
 
 
 # Starting a worker process, and importing a stage's libraries in it, costs about as much as
