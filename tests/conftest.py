@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import segclust  # noqa: F401  (first: it pins the CPU kernels before NumPy loads)
+
+# isort: split
 import cv2
 import numpy as np
 import pytest

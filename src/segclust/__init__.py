@@ -5,12 +5,19 @@ The notebook face is :func:`segment` (and :func:`segment_with` a whole config fr
 
 The public names load lazily (PEP 562): ``python -m segclust.stages.features`` imports only
 what the features stage uses, which keeps each stage's DVC dependencies (its import closure,
-``make deps``) to the modules it really runs.
+``make deps``) to the modules it really runs. Importing the package pins the numerical
+libraries' CPU kernels first (:mod:`segclust.kernels`), so that outputs are byte-identical
+across x86-64 machines.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from segclust.kernels import pin_kernels
+
+# before anything loads NumPy: the same CPU kernels, so the same bytes, on every x86-64 machine
+pin_kernels()
 
 __all__ = [
     "BackendUnavailableError",
