@@ -132,9 +132,12 @@ def role(process: psutil.Process) -> str:
         return "other"
     if "segclust.stages." in line:
         return "stage"
+    if "resource_tracker" in line:  # Python's and loky's helpers that clean up shared memory
+        return "resource tracker"
     if "loky" in line or "joblib" in line:
         return "worker (joblib)"
-    if "distributed" in line or "dask" in line or "multiprocessing" in line:
+    # a LocalCluster's workers are multiprocessing spawns (spawn_main), a remote one `dask`
+    if "distributed" in line or "dask" in line or "spawn_main" in line:
         return "worker (dask)"
     if "dvc" in line:
         return "dvc"
@@ -184,13 +187,20 @@ class Memory:
 REPRO = ("repro", "--downstream", "features")
 
 
-def environment() -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)  # the stages' `python` must be this one
-    return {
+def environment(repo: Path | None = None) -> dict[str, str]:
+    """The stages' `python` must be this one, and (with ``repo``) import the clone's own
+    ``src`` rather than the editable install's, so the run measures the committed code."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
         **os.environ,
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "DVC_NO_ANALYTICS": "1",
     }
+    if repo is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(repo / "src"), os.environ.get("PYTHONPATH")) if p
+        )
+    return env
 
 
 def dvc(repo: Path, *args: str, watch: bool = False) -> tuple[float, list[tuple[float, str]], dict]:
@@ -199,7 +209,7 @@ def dvc(repo: Path, *args: str, watch: bool = False) -> tuple[float, list[tuple[
     command = [str(Path(sys.executable).parent / "dvc"), *args]
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=repo, env=environment(), stdout=subprocess.PIPE,
+        command, cwd=repo, env=environment(repo), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, bufsize=1,
     )  # fmt: skip
     lines: list[tuple[float, str]] = []

@@ -324,6 +324,40 @@ def test_a_missing_corrupt_or_foreign_model_file_is_one_line(tmp_path, make, tex
     assert message.startswith(str(path)) and text in message and "\n" not in message
 
 
+def test_the_stage_reads_the_trained_spec_without_scikit_learn():
+    """The boundaries stage's main process checks its model from the header alone, so a run
+    whose photos all come from the cache never imports scikit-learn (about 2 s)."""
+    code = (
+        "import sys\n"
+        "from segclust.stages.boundaries import trained_spec\n"
+        f"spec = trained_spec(__import__('pathlib').Path({str(BASE_MODEL)!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
+        "print(spec.as_dict() == __import__('segclust.boundary_model', fromlist=['x'])"
+        ".load_model(" + repr(str(BASE_MODEL)) + ").spec.as_dict())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "True"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p,
+        lambda p: (p.write_bytes(b"\x00" * 100), p)[1],
+        lambda p: rewrite_header(BASE_MODEL, p, lambda h: h.update(model={"cues": 1})),
+    ],
+)
+def test_a_bad_model_file_is_named_by_the_stage_header_check(tmp_path, make):
+    from segclust.stages.boundaries import trained_spec
+
+    path = make(tmp_path / "model.npz")
+    with pytest.raises(ModelFileError) as caught:
+        trained_spec(path)
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
 def test_learned_edges_without_a_model_stop_the_boundaries_stage(tmp_path, tiny_image_dir):
     from tests.test_stages import assert_one_line_error, leftovers, make_workdir, run_stage
 

@@ -140,6 +140,38 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     assert changed == []
 
 
+def test_unchanged_outputs_are_linked_from_dvcs_own_objects(repo):
+    """.dvc/config links DVC's cache with hard links, so every output file is DVC's object of
+    its MD5. A stage run by DVC (``DVC_ROOT`` set) links an unchanged photo's files from those
+    same objects (segclust.dvcstore): same inode and mtime, so DVC's state answers for them
+    without reading a byte; run by hand it links the per-image cache's own files."""
+    import os
+
+    from dvc.repo import Repo
+
+    from segclust.dvcstore import md5_of, object_path
+
+    with Repo(str(repo)) as opened:
+        store = Path(opened.cache.local.path)
+
+    def linked_to_objects() -> dict[str, bool]:
+        files = sorted(p for p in (repo / "data" / "labels").iterdir() if p.is_file())
+        assert len(files) >= 2
+        return {
+            p.name: p.stat().st_ino == object_path(store, md5_of(p)).stat().st_ino for p in files
+        }
+
+    assert set(linked_to_objects().values()) == {True}  # DVC's own doing, after its commit
+    stage = (sys.executable, "-m", "segclust.stages.cluster")
+    env = {k: v for k, v in os.environ.items() if k != "DVC_ROOT"}
+    subprocess.run(stage, cwd=repo, env=env, check=True, capture_output=True)
+    assert set(linked_to_objects().values()) == {False}  # the per-image cache's files
+    env["DVC_ROOT"] = str(repo)
+    subprocess.run(stage, cwd=repo, env=env, check=True, capture_output=True)
+    assert set(linked_to_objects().values()) == {True}
+    assert "Running stage" not in dvc(repo, "repro").stdout  # the same bytes
+
+
 def test_a_rerun_leaves_git_clean_and_times_out_of_the_lock(repo):
     """What a fresh clone's `make run` must do: same code and params, same committed bytes."""
     sh(repo, "git", "add", "-A")

@@ -17,6 +17,13 @@ stage passes (e.g. the evaluation levels, which depend on every image); the byte
 Entries are written by rename (whole or not at all) and linked into the outputs (hard
 links where the file system allows, else copies), so a warm cache costs little disk.
 ``execution.cache: false`` turns it off; deleting the folder is always safe.
+
+At 10,000 photos the keys themselves cost: every run of a stage would read every input file
+to hash it. An input's SHA-256 is therefore remembered under ``<cache_dir>/digests/`` with the
+file's inode, mtime and size (what DVC's own state database keys on), and read again only
+when one of those changed. Each entry also keeps its files' MD5s, so that under DVC with a
+hard-linked cache an unchanged photo's outputs are DVC's own objects again
+(:mod:`segclust.dvcstore`), which DVC then neither hashes nor copies.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from segclust.dvcstore import md5_of, object_path
 
 # the libraries whose versions can change a number the stages write
 LIBRARIES = (
@@ -52,6 +61,8 @@ LIBRARIES = (
 )
 RESULT_FILE = "result.pickle"
 FILES_DIR = "files"
+MD5_FILE = "md5.json"  # each output file's MD5 (relative path -> hex), DVC's object name
+DIGESTS_DIR = "digests"  # remembered input digests, shared by every stage
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +91,47 @@ def file_digest(path: Path) -> str:
         return "absent"
 
 
+def _stamp(path: Path) -> str | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{st.st_ino} {st.st_mtime_ns} {st.st_size}"
+
+
+def remembered_digest(path: Path, memo: Path) -> str:
+    """:func:`file_digest` of ``path``, read from ``memo`` (a folder) while the file's inode,
+    mtime and size are the ones it was computed for, else computed and remembered.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a").write_bytes(b"photo")
+    5
+    >>> remembered_digest(folder / "a", folder / "memo") == file_digest(folder / "a")
+    True
+    >>> remembered_digest(folder / "absent", folder / "memo")
+    'absent'
+    """
+    before = _stamp(path)
+    if before is None:
+        return "absent"
+    name = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+    record = memo / name[:2] / name
+    try:
+        stamp, _, digest = record.read_text().rpartition(" ")
+        if stamp == before and len(digest) == 64:
+            return digest
+    except OSError:
+        pass
+    digest = file_digest(path)
+    if _stamp(path) == before:  # unchanged while it was read: remember it
+        record.parent.mkdir(parents=True, exist_ok=True)
+        scratch = record.with_name(f".{name}.{os.getpid()}")
+        scratch.write_text(f"{before} {digest}")
+        os.replace(scratch, record)
+    return digest
+
+
 @dataclass(frozen=True)
 class ImageCache:
     """One stage's per-image store; ``root=None`` is a cache that never hits (off)."""
@@ -87,25 +139,33 @@ class ImageCache:
     stage: str
     root: Path | None
     salt: str  # the stage's parameters and the code, fixed for the run
+    objects: Path | None = None  # DVC's hard-linked object store (segclust.dvcstore)
 
     @classmethod
     def for_stage(
-        cls, stage: str, params: Mapping[str, Any], root: Path | None, extra: Any = None
+        cls,
+        stage: str,
+        params: Mapping[str, Any],
+        root: Path | None,
+        extra: Any = None,
+        objects: Path | None = None,
     ) -> ImageCache:
         """The cache of ``stage`` for ``params`` (its parameters) and ``extra`` (anything
-        else every image's output depends on, JSON-able)."""
+        else every image's output depends on, JSON-able); ``objects``: DVC's object store to
+        link unchanged files from (:func:`segclust.dvcstore.dvc_object_store`)."""
         salt = json.dumps(
             {"stage": stage, "params": params, "extra": extra, "code": code_fingerprint()},
             sort_keys=True,
             default=str,
         )
-        return cls(stage, None if root is None else Path(root).resolve(), salt)
+        return cls(stage, None if root is None else Path(root).resolve(), salt, objects)
 
     def key(self, stem: str, inputs: Iterable[Path]) -> str:
+        assert self.root is not None
         digest = hashlib.sha256(self.salt.encode())
         digest.update(stem.encode())
         for path in inputs:
-            digest.update(file_digest(Path(path)).encode())
+            digest.update(remembered_digest(Path(path), self.root / DIGESTS_DIR).encode())
         return digest.hexdigest()
 
     def run(
@@ -123,7 +183,7 @@ class ImageCache:
         key = self.key(stem, inputs)
         entry = self.root / self.stage / key[:2] / key
         if (entry / RESULT_FILE).is_file():
-            _link_tree(entry / FILES_DIR, outs)
+            _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects)
             with open(entry / RESULT_FILE, "rb") as handle:
                 return pickle.load(handle), True
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +195,13 @@ class ImageCache:
             result = work(folders)
             with open(scratch / RESULT_FILE, "wb") as handle:
                 pickle.dump(result, handle)
-            _link_tree(scratch / FILES_DIR, outs)
+            md5s = {
+                path.relative_to(scratch / FILES_DIR).as_posix(): md5_of(path)
+                for path in sorted((scratch / FILES_DIR).rglob("*"))
+                if path.is_file()
+            }
+            (scratch / MD5_FILE).write_text(json.dumps(md5s, sort_keys=True))
+            _link_tree(scratch / FILES_DIR, outs, md5s, self.objects)
             try:
                 os.rename(scratch, entry)  # whole or not at all
             except OSError:
@@ -145,8 +211,23 @@ class ImageCache:
         return result, False
 
 
-def _link_tree(files: Path, outs: Mapping[str, Path]) -> None:
-    """Every file under ``files/<name>/`` to the same place under ``outs[name]``."""
+def _read_md5s(entry: Path) -> dict[str, str]:
+    try:
+        return json.loads((entry / MD5_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _link_tree(
+    files: Path,
+    outs: Mapping[str, Path],
+    md5s: Mapping[str, str] | None = None,
+    objects: Path | None = None,
+) -> None:
+    """Every file under ``files/<name>/`` to the same place under ``outs[name]``: a hard
+    link to DVC's object of the same MD5 where there is one of the same size (``objects``),
+    else a hard link to the entry's file, else a copy."""
+    md5s = md5s or {}
     for name, out in outs.items():
         source = files / name
         for path in sorted(source.rglob("*")):
@@ -155,7 +236,22 @@ def _link_tree(files: Path, outs: Mapping[str, Path]) -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            md5 = md5s.get(path.relative_to(files).as_posix())
+            if objects is not None and md5 and _link_object(objects, md5, path, target):
+                continue
             try:
                 os.link(path, target)
             except OSError:
                 shutil.copyfile(path, target)
+
+
+def _link_object(objects: Path, md5: str, path: Path, target: Path) -> bool:
+    """Hard-link DVC's object of ``md5`` to ``target`` if it is there at ``path``'s size."""
+    stored = object_path(objects, md5)
+    try:
+        if stored.stat().st_size != path.stat().st_size:
+            return False
+        os.link(stored, target)
+    except OSError:
+        return False
+    return True

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from segclust.config import Config, load_config
+from segclust.dvcstore import dvc_object_store
 from segclust.errors import SegclustError
 from segclust.execution import ExecutionConfig
 from segclust.imagecache import ImageCache
@@ -147,8 +148,11 @@ def stage_params(stage: str) -> dict[str, Any]:
 def stage_cache(stage: str, config: Config, extra: Any = None) -> ImageCache:
     """The per-image cache of ``stage`` (:mod:`segclust.imagecache`), off when
     ``execution.cache`` is false."""
-    root = Path(config.execution.cache_dir) if config.execution.cache else None
-    return ImageCache.for_stage(stage, stage_params(stage), root, extra)
+    if not config.execution.cache:
+        return ImageCache.for_stage(stage, stage_params(stage), None, extra)
+    return ImageCache.for_stage(
+        stage, stage_params(stage), Path(config.execution.cache_dir), extra, dvc_object_store()
+    )
 
 
 def cached_image(

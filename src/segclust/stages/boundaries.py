@@ -16,8 +16,11 @@ model's digest is part of every photo's per-image cache key.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import zipfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -25,8 +28,15 @@ import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundary_maps import boundary_maps
-from segclust.boundary_model import BoundariesConfig, check_spec, file_digest, load_model
+from segclust.boundary_model import (
+    BoundariesConfig,
+    ModelSpec,
+    check_spec,
+    file_digest,
+    load_model,
+)
 from segclust.config import Config
+from segclust.errors import ConfigError
 from segclust.imageio import read_image
 from segclust.stages._common import (
     BOUNDARIES_DIR,
@@ -81,9 +91,34 @@ def _model(path: str):
     return _MODELS[path]
 
 
-def resolve(settings: BoundariesConfig, model) -> str:
+@dataclass(frozen=True)
+class _Trained:
+    """A model file's header: all :func:`check_spec` reads (``.spec``) of a model."""
+
+    spec: ModelSpec
+
+
+def trained_spec(path: Path) -> ModelSpec:
+    """What the model file at ``path`` was trained on, from its header alone (NumPy, no
+    scikit-learn). Any problem with the file is :func:`load_model`'s to name, in one line.
+
+    A worker restores the classifier on its first photo to compute and checks the file
+    whole. A run whose every photo comes from the cache skips that, soundly: each photo's
+    cache key holds the model file's SHA-256, the bytes of the cue code and the library
+    versions, the very things :func:`load_model` checks, so a hit was made by this model
+    after it passed those checks.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            header = json.loads(archive["header"].tobytes().decode())
+        return ModelSpec.from_dict(header["model"], "model")
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, ConfigError):
+        return _model(str(path)).spec  # raises the ModelFileError that names the problem
+
+
+def resolve(settings: BoundariesConfig, spec: ModelSpec) -> str:
     """Where the CNN cues run (``cpu`` without them)."""
-    if not model.spec.cues.cnn_stages:
+    if not spec.cues.cnn_stages:
         return "cpu"
     from segclust.learned import resolve_device
 
@@ -93,9 +128,11 @@ def resolve(settings: BoundariesConfig, model) -> str:
 def main(config: Config) -> None:
     settings = BoundariesConfig.from_dict(config.boundaries)
     model_path = settings.model_path()
-    model = _model(str(model_path))  # a missing or foreign model fails here, once
-    check_spec(model, settings.models[settings.model], model_path, settings.model)
-    device = resolve(settings, model)
+    # a missing or foreign model, or one trained for other params, fails here, once; the
+    # classifier (and scikit-learn) is restored only in a worker with a photo to compute
+    spec = trained_spec(model_path)
+    check_spec(_Trained(spec), settings.models[settings.model], model_path, settings.model)
+    device = resolve(settings, spec)
     record = {
         "model": settings.model,
         "file": str(model_path),

@@ -1,0 +1,122 @@
+"""Unchanged per-photo outputs are DVC's own cache objects again, and input digests are
+remembered, so that adding one photo to thousands costs DVC and the stage next to nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segclust import imagecache
+from segclust.dvcstore import dvc_object_store, md5_of, object_path
+from segclust.imagecache import ImageCache, remembered_digest
+from tests.conftest import REPO_ROOT
+
+
+def dvc_repo(root: Path, cache_type: str | None) -> Path:
+    root.mkdir(parents=True)
+    run = [sys.executable, "-m", "dvc"]
+    subprocess.run([*run, "init", "--no-scm", "-q"], cwd=root, check=True)
+    if cache_type:
+        subprocess.run([*run, "config", "cache.type", cache_type], cwd=root, check=True)
+    return root
+
+
+def test_the_object_name_is_dvcs_own(tmp_path):
+    from dvc.repo import Repo
+
+    root = dvc_repo(tmp_path / "repo", "hardlink")
+    store = dvc_object_store(str(root))
+    md5 = "d41d8cd98f00b204e9800998ecf8427e"
+    with Repo(str(root)) as repo:
+        assert store == Path(repo.cache.local.path)
+        assert str(object_path(store, md5)) == repo.cache.local.oid_to_path(md5)
+
+
+def test_the_store_is_used_only_under_dvc_with_hard_links(tmp_path, monkeypatch):
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert dvc_object_store() is None  # not run by DVC
+    assert dvc_object_store(str(dvc_repo(tmp_path / "copies", None))) is None  # reflink,copy
+    assert dvc_object_store(str(tmp_path / "not-a-repo")) is None
+    linked = dvc_repo(tmp_path / "links", "hardlink,copy")
+    monkeypatch.setenv("DVC_ROOT", str(linked))
+    assert dvc_object_store() == linked / ".dvc" / "cache" / "files" / "md5"
+
+
+def test_this_project_links_its_dvc_cache():
+    """.dvc/config asks for hard links: the add-one-photo cost rests on it (README)."""
+    assert dvc_object_store(str(REPO_ROOT)) is not None
+
+
+def _writer(text: str):
+    def work(folders):
+        (folders["out"] / "a.txt").write_text(text)
+        (folders["out"] / "sub").mkdir()
+        (folders["out"] / "sub" / "b.txt").write_text(text * 2)
+        return text
+
+    return work
+
+
+def test_a_hit_links_dvcs_object_where_there_is_one(tmp_path):
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+    store = tmp_path / "objects"
+    cache = ImageCache.for_stage("demo", {}, tmp_path / "cache", objects=store)
+    first = tmp_path / "first"
+    first.mkdir()
+    cache.run("img", [source], {"out": first}, _writer("x"))
+    # DVC commits a.txt (its object: a read-only copy); b.txt's object is a wrong size
+    a_object = object_path(store, md5_of(first / "a.txt"))
+    a_object.parent.mkdir(parents=True)
+    a_object.write_text("x")
+    b_object = object_path(store, md5_of(first / "sub" / "b.txt"))
+    b_object.parent.mkdir(parents=True)
+    b_object.write_text("truncated")
+    second = tmp_path / "second"
+    second.mkdir()
+    result, hit = cache.run("img", [source], {"out": second}, _writer("never"))
+    assert (result, hit) == ("x", True)
+    assert os.stat(second / "a.txt").st_ino == os.stat(a_object).st_ino
+    b_inode = os.stat(second / "sub" / "b.txt").st_ino
+    assert b_inode != os.stat(b_object).st_ino  # the entry's own file instead
+    assert b_inode == os.stat(first / "sub" / "b.txt").st_ino
+    assert (second / "sub" / "b.txt").read_text() == "xx"
+
+
+def test_input_digests_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    computed: list[Path] = []
+    real = imagecache.file_digest
+
+    def counting(path: Path) -> str:
+        computed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(imagecache, "file_digest", counting)
+    photo, memo = tmp_path / "photo.npy", tmp_path / "memo"
+    photo.write_bytes(b"first")
+    first = remembered_digest(photo, memo)
+    assert remembered_digest(photo, memo) == first == real(photo)
+    assert len(computed) == 1
+    photo.write_bytes(b"second, longer")  # new size and mtime
+    assert remembered_digest(photo, memo) == real(photo) != first
+    assert len(computed) == 2
+    replaced = tmp_path / "other.npy"
+    replaced.write_bytes(b"first")
+    os.replace(replaced, photo)  # same size, another inode
+    assert remembered_digest(photo, memo) == first
+    assert len(computed) == 3
+
+
+@pytest.mark.parametrize("memoised", [True, False])
+def test_a_cache_key_is_the_same_with_or_without_the_memo(tmp_path, memoised):
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+    cache = ImageCache.for_stage("demo", {"k": 1}, tmp_path / "cache")
+    if memoised:
+        cache.key("img", [source])  # the memo is written
+    expected = ImageCache.for_stage("demo", {"k": 1}, tmp_path / "other").key("img", [source])
+    assert cache.key("img", [source]) == expected
