@@ -5,8 +5,12 @@ from __future__ import annotations
 import cv2
 import matplotlib
 import numpy as np
+import optuna
+import pytest
 
 from segclust.render import (
+    BEST_RGB,
+    POINT_RGB,
     captioned,
     cluster_colours,
     cluster_map_picture,
@@ -15,6 +19,7 @@ from segclust.render import (
     draw_contours,
     fitted_size,
     grey_picture,
+    history_picture,
     legend_entries,
     legend_panel,
     png_bytes,
@@ -224,3 +229,50 @@ def test_pictures_are_deterministic_png_bytes():
     picture = cluster_map_picture([("c", labels)], cmap="tab10", title="t")
     decoded = cv2.imdecode(np.frombuffer(png_bytes(picture), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(decoded[:, :, ::-1], picture)  # lossless, RGB order kept
+
+
+# --- the optimisation history (tune stage) ---------------------------------------------------
+
+
+def _study(direction: str, values: list[float | None]) -> optuna.Study:
+    study = optuna.create_study(direction=direction)
+    for value in values:
+        trial = study.ask()
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    return study
+
+
+@pytest.mark.parametrize(
+    ("direction", "best"),
+    [("maximize", [0.5, 0.5, 0.7, 0.7]), ("minimize", [0.5, 0.2, 0.2, 0.2])],
+)
+def test_the_history_is_the_complete_trials_and_the_best_so_far(direction, best):
+    from segclust.stages.tune import history_values
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _study(direction, [0.5, 0.2, None, 0.7, 0.3])
+    trials, values, running = history_values(study)
+    assert trials == [0, 1, 3, 4] and values == [0.5, 0.2, 0.7, 0.3]
+    assert running == best
+
+
+def test_the_history_picture_draws_one_point_per_trial_and_the_best_line():
+    trials, values = [0, 1, 2, 3], [0.2, 0.8, 0.5, 0.4]
+    best = [0.2, 0.8, 0.8, 0.8]
+    picture = history_picture(trials, values, best, title="t", ylabel="silhouette", dpi=100)
+    assert picture.shape == (400, 640, 3)
+    points = np.all(picture == POINT_RGB, axis=2).astype(np.uint8)
+    count, _ = cv2.connectedComponents(points)
+    assert count - 1 == len(trials) + 1  # one blob per trial, and the legend's marker
+    assert np.all(picture == BEST_RGB, axis=2).sum() > 100  # the line of the best so far
+    again = history_picture(trials, values, best, title="t", ylabel="silhouette", dpi=100)
+    assert np.array_equal(picture, again)
+
+
+def test_a_study_without_a_complete_trial_still_has_a_picture():
+    picture = history_picture([], [], [], title="t", ylabel="silhouette", dpi=100)
+    assert picture.shape == (400, 640, 3)
+    assert not np.all(picture == POINT_RGB, axis=2)[:, : int(0.7 * 640)].any()

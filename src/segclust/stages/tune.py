@@ -21,7 +21,6 @@ import csv
 import io
 import logging
 import time
-import warnings
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -65,9 +64,6 @@ def tune_image(
 ) -> tuple[str, dict, float, int, str]:
     """One image's study, its outputs written into ``dirs``; back: (stem, scores, seconds,
     log level, log line), so that the stage logs in order whichever worker ran it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     stem, sidecar = entry
     algorithm = config.cluster.algorithm
@@ -142,7 +138,7 @@ def tune_image(
             status="ok",
             **{f"best_{k}": result.best_params[k] for k in best_space},
         )
-        level = logging.INFO
+        level = logging.DEBUG  # one line per photo only with SEGCLUST_LOG=debug
         line = f"{stem}: best {result.best_params} after {len(rows)} trials: {describe(metrics)}"
     return stem, scores, round(time.perf_counter() - started, 3), level, line
 
@@ -221,37 +217,36 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def history_values(study: optuna.Study) -> tuple[list[int], list[float], list[float]]:
+    """(trial numbers, values, best value so far) of the study's complete trials, as Optuna's
+    optimisation-history plot draws them."""
+    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    trials, values, best = [], [], []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        trials.append(trial.number)
+        values.append(float(trial.value))
+        best.append(values[-1] if not best else better(best[-1], values[-1]))
+    return trials, values, best
+
+
 def _save_history(
     study: optuna.Study, path: Path, stem: str, dpi: int, objective: str = "silhouette"
 ) -> None:
-    """Optuna's own optimisation-history plot (matplotlib flavour, no plotly needed).
+    """Optuna's optimisation history as its matplotlib flavour draws it (the trials' values,
+    the best so far, a legend), drawn into an array (:func:`segclust.render.history_picture`)
+    and encoded by OpenCV: a matplotlib figure per photo was about a fifth of the stage."""
+    from segclust.render import history_picture, png_bytes
 
-    Optuna switches matplotlib to its ``ggplot`` style globally; the plot is drawn inside an
-    ``rc_context`` so that the style ends with it and a long-lived worker process (a Dask
-    cluster's) draws the next stage's pictures as a fresh process would. Fixed margins
-    instead of a tight bounding box, and the Agg canvas encoded by OpenCV
-    (:func:`segclust.render.png_bytes`) rather than ``savefig``: a third of the time, which
-    counts at one picture per photo.
-    """
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    from segclust.render import png_bytes
-
-    with matplotlib.rc_context():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the matplotlib flavour is marked experimental
-            ax = optuna.visualization.matplotlib.plot_optimization_history(study)
-        ax.set_title(f"{stem}: optimisation history")
-        ax.set_ylabel(objective.replace("_", "-"))
-        fig = ax.figure
-        fig.set_size_inches(6.4, 4)
-        fig.set_dpi(dpi)
-        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.91)
-        fig.canvas.draw()
-        rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3]
-        plt.close(fig)
-    path.write_bytes(png_bytes(np.ascontiguousarray(rgb)))
+    trials, values, best = history_values(study)
+    picture = history_picture(
+        trials,
+        values,
+        best,
+        title=f"{stem}: optimisation history",
+        ylabel=objective.replace("_", "-"),
+        dpi=dpi,
+    )
+    path.write_bytes(png_bytes(picture))
 
 
 if __name__ == "__main__":
