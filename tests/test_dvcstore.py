@@ -25,15 +25,20 @@ def dvc_repo(root: Path, cache_type: str | None) -> Path:
     return root
 
 
-def test_the_object_name_is_dvcs_own(tmp_path):
+@pytest.mark.parametrize("cache_dir", [None, "../elsewhere"])
+def test_the_object_name_is_dvcs_own(tmp_path, cache_dir):
     from dvc.repo import Repo
 
     root = dvc_repo(tmp_path / "repo", "hardlink")
+    if cache_dir:
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "cache", "dir", cache_dir], cwd=root, check=True
+        )
     store = dvc_object_store(str(root))
     md5 = "d41d8cd98f00b204e9800998ecf8427e"
     with Repo(str(root)) as repo:
-        assert store == Path(repo.cache.local.path)
-        assert str(object_path(store, md5)) == repo.cache.local.oid_to_path(md5)
+        assert store is not None and store.resolve() == Path(repo.cache.local.path).resolve()
+        assert object_path(store, md5).resolve() == Path(repo.cache.local.oid_to_path(md5))
 
 
 def test_the_store_is_used_only_under_dvc_with_hard_links(tmp_path, monkeypatch):

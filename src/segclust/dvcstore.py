@@ -10,9 +10,10 @@ file is a hard link to its object in DVC's cache, named by its MD5. The per-imag
 (:mod:`segclust.imagecache`) keeps each file's MD5, so an unchanged photo's files are linked
 from those same objects: same inode, same mtime, so DVC's state answers and nothing is read.
 
-DVC itself (its ``Repo`` API) says where the objects are and how it links them; the
-two-level object name is DVC 3's (:func:`object_path`, checked by a test against DVC's own
-``oid_to_path``), and a file is linked only when the object is there at the right size,
+DVC's own configuration (every level: system, global, repository, local) says where the
+cache is and how it links it; the object folder and the two-level object name are DVC 3's
+(:func:`object_path`; a test checks both against DVC's ``Repo`` API, whose import costs a
+stage half a second more), and a file is linked only when the object is there at the right size,
 else the stage writes its file as before. Used only when DVC runs the stage (``DVC_ROOT`` is
 set) with a ``hardlink`` cache: with ``copy`` a link would share the inode of the read-only
 object that a workspace file is meant to copy, so the store is not used.
@@ -33,18 +34,17 @@ def dvc_object_store(root: str | None = None) -> Path | None:
     outputs to it with hard links; None otherwise (not under DVC, another cache type, or a
     repository DVC cannot open)."""
     root = os.environ.get("DVC_ROOT") if root is None else root
-    if not root:
+    if not root or not os.path.isdir(os.path.join(root, ".dvc")):
         return None
     try:
-        from dvc.repo import Repo
+        from dvc.config import Config
 
-        with Repo(root) as repo:
-            local = repo.cache.local
-            if list(local.cache_types)[:1] != [LINKED_CACHE_TYPE]:
-                return None
-            return Path(local.path)
+        cache = Config(os.path.join(root, ".dvc"))["cache"]
     except Exception:  # noqa: BLE001 (any DVC failure means: no store, write files as before)
         return None
+    if list(cache.get("type") or [])[:1] != [LINKED_CACHE_TYPE]:
+        return None
+    return Path(cache.get("dir") or os.path.join(root, ".dvc", "cache")) / "files" / "md5"
 
 
 def object_path(store: Path, md5: str) -> Path:

@@ -34,6 +34,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,7 +127,7 @@ def remembered_digest(path: Path, memo: Path) -> str:
     digest = file_digest(path)
     if _stamp(path) == before:  # unchanged while it was read: remember it
         record.parent.mkdir(parents=True, exist_ok=True)
-        scratch = record.with_name(f".{name}.{os.getpid()}")
+        scratch = record.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}")
         scratch.write_text(f"{before} {digest}")
         os.replace(scratch, record)
     return digest
