@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import yaml
 
 from segclust.config import ClusterConfig, ConfigError, ExecutionConfig, MetricsConfig, TuneConfig
 from segclust.imagecache import ImageCache
@@ -374,3 +375,81 @@ print(json.dumps({
     assert {"openmp", "openblas"} <= {api for api, _ in seen["inside"]}
     assert [threads for _, threads in seen["inside"]] == [1] * len(seen["inside"])
     assert seen["imported"] is not seen["bundled"]
+
+
+def _square(item: int, out: Path) -> int:
+    (out / f"{item}.txt").write_text(str(item * item))
+    return item * item
+
+
+def test_cached_images_are_settled_in_the_stage_and_only_misses_go_to_workers(
+    tmp_path, monkeypatch
+):
+    """Hits are linked in the stage's own process; workers get the misses alone, so adding
+    one photo to thousands hands one task to one worker (none is started for zero)."""
+    from segclust.config import load_config
+    from segclust.stages import _common
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["execution"] = {**params.get("execution", {}), "jobs": 2, "cache": True}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(tmp_path / "params.yaml")
+    dispatched: list[list[int]] = []
+    real = _common.map_images
+
+    def recording(fn, items, **kwargs):
+        dispatched.append(list(items))
+        return real(fn, items, **kwargs)
+
+    monkeypatch.setattr(_common, "map_images", recording)
+    for item in range(5):
+        (tmp_path / f"in{item}.bin").write_bytes(bytes([item]))
+
+    def run(items: list[int]) -> list[int]:
+        out = tmp_path / f"out{len(dispatched)}"
+        out.mkdir()
+        results = list(
+            _common.map_cached(
+                "demo",
+                config,
+                items,
+                inputs_of=lambda i: (f"img{i}", [tmp_path / f"in{i}.bin"]),
+                image_fn=_square,
+                outs={"out": out},
+            )
+        )
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.txt" for i in items)
+        return results
+
+    assert run([0, 1, 2, 3]) == [0, 1, 4, 9]
+    assert run([0, 1, 2, 3]) == [0, 1, 4, 9]
+    assert run([0, 1, 4, 2, 3]) == [0, 1, 16, 4, 9]  # order kept around the new one
+    assert dispatched == [[0, 1, 2, 3], [], [4]]
+
+
+def test_a_lone_image_runs_here_rather_than_on_a_new_local_cluster(monkeypatch):
+    """One image (one photo added to a cached collection) would wait seconds for a
+    LocalCluster to start; it runs in the stage's process. Two go to the cluster, and an
+    address is always used."""
+    from segclust import parallel
+
+    started: list[object] = []
+
+    class Started(Exception):
+        pass
+
+    def no_cluster(address, workers):
+        started.append((address, workers))
+        raise Started
+
+    monkeypatch.setattr(parallel, "_dask_client", no_cluster)
+    local = ExecutionConfig(jobs=2, engine="dask")
+    assert list(parallel.map_images(abs, [-3], execution=local, desc="t")) == [3]
+    assert started == []
+    with pytest.raises(Started):
+        list(parallel.map_images(abs, [-3, 4], execution=local, desc="t"))
+    remote = ExecutionConfig(jobs=2, engine="dask", address="tcp://127.0.0.1:1")
+    with pytest.raises(Started):
+        list(parallel.map_images(abs, [-3], execution=remote, desc="t"))
+    assert started == [(None, 2), ("tcp://127.0.0.1:1", 1)]

@@ -169,6 +169,24 @@ class ImageCache:
             digest.update(remembered_digest(Path(path), self.root / DIGESTS_DIR).encode())
         return digest.hexdigest()
 
+    def lookup(
+        self, stem: str, inputs: Iterable[Path], outs: Mapping[str, Path]
+    ) -> tuple[bool, Any]:
+        """(True, result) with the image's files linked into ``outs`` when the cache holds
+        them, else (False, None) and nothing written: what :meth:`run` does on a hit, without
+        the work, so a stage can settle its hits itself and hand only the misses to workers."""
+        if self.root is None:
+            return False, None
+        key = self.key(stem, inputs)
+        return self._link_entry(self.root / self.stage / key[:2] / key, outs)
+
+    def _link_entry(self, entry: Path, outs: Mapping[str, Path]) -> tuple[bool, Any]:
+        if not (entry / RESULT_FILE).is_file():
+            return False, None
+        _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects)
+        with open(entry / RESULT_FILE, "rb") as handle:
+            return True, pickle.load(handle)
+
     def run(
         self,
         stem: str,
@@ -183,10 +201,9 @@ class ImageCache:
             return work(outs), False
         key = self.key(stem, inputs)
         entry = self.root / self.stage / key[:2] / key
-        if (entry / RESULT_FILE).is_file():
-            _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects)
-            with open(entry / RESULT_FILE, "rb") as handle:
-                return pickle.load(handle), True
+        found, result = self._link_entry(entry, outs)
+        if found:
+            return result, True
         entry.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=entry.parent))
         try:

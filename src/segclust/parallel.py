@@ -6,7 +6,8 @@ images). With
 ``execution.engine: dask`` the images go to a Dask distributed cluster instead: the one at
 ``execution.address`` (``tcp://host:8786``, started with ``dask scheduler`` and
 ``dask worker``), or a ``LocalCluster`` of ``jobs`` single-threaded worker processes when no
-address is given. Either way the stage stays the unit DVC caches: it submits its images,
+address is given (a lone image runs in the stage's process: starting a cluster for it would
+cost more than its work). Either way the stage stays the unit DVC caches: it submits its images,
 gathers the results and writes its outputs atomically.
 
 Results come back in the order of the input, whatever the order the workers finish in, and
@@ -28,12 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import importlib.util
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -58,17 +58,17 @@ def _one_thread(fn: Callable[[Item], Result], item: Item) -> Result:
         return fn(item)
 
 
-@functools.cache
+@cache
 def load_thread_pools() -> None:
     """Load the thread pools an image's work may start, so that one limit reaches them all.
 
     A limit set before a library is loaded does not reach it, and the first image would run
-    on every core: SciPy's OpenBLAS (NumPy's is loaded already) and scikit-learn's OpenMP
-    runtime. The runtime bundled with scikit-learn's wheel is loaded on its own (ctypes,
-    30 ms) rather than by importing ``sklearn.cluster`` (about 2 s of imports, paid by every
-    stage process even when every image comes from the cache); where there is no such file
-    (a conda or source build) scikit-learn is imported as before. Either way
-    ``threadpoolctl`` then sees the same pools.
+    on every core: SciPy's OpenBLAS (``scipy.linalg``; NumPy's loads with NumPy) and
+    scikit-learn's OpenMP runtime. The runtime bundled with scikit-learn's wheel is loaded on
+    its own (ctypes, 30 ms) rather than by importing ``sklearn.cluster`` (about 2 s of
+    imports, paid by every stage process even when every image comes from the cache); where
+    there is no such file (a conda or source build) scikit-learn is imported as before.
+    Either way ``threadpoolctl`` then sees the same pools.
     """
     import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS)
 
@@ -163,17 +163,23 @@ def map_images(
     *,
     execution: ExecutionConfig,
     desc: str,
+    done: int = 0,
 ) -> Iterator[Result]:
-    """``fn(item)`` for every item, in order, on worker processes, with one tqdm bar.
+    """``fn(item)`` for every item, in order, on worker processes, with one tqdm bar (which
+    starts at ``done``: images the caller settled itself).
 
     ``fn`` must be a module-level function (it is pickled to the workers) and its results
     small (scores, not pixels): outputs are written by ``fn`` itself, so with Dask the
     workers must see the project folder at the same path (a shared file system).
     """
     workers = worker_count(execution.jobs, len(items))
-    bar = tqdm(total=len(items), desc=desc, unit="image", disable=None)
+    bar = tqdm(total=len(items) + done, initial=done, desc=desc, unit="image", disable=None)
+    # a LocalCluster of one worker would only add its start (seconds) to one image's work: a
+    # lone image (one photo added to a cached collection) runs here; a cluster at
+    # ``execution.address`` always gets the images
+    use_dask = execution.engine == "dask" and bool(items) and (execution.address or workers > 1)
     try:
-        if execution.engine == "dask" and items:
+        if use_dask:
             with _dask_client(execution.address, workers) as client:
                 task = partial(_one_thread, fn)
                 cluster_workers = len(client.scheduler_info().get("workers", {})) or workers

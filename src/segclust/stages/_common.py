@@ -198,16 +198,38 @@ def map_cached(
 ) -> Iterator[Any]:
     """Every item's ``image_fn`` result, in order, on the stage's workers
     (:func:`segclust.parallel.map_images`) through its per-image cache (:func:`stage_cache`,
-    :func:`cached_image`); logs how many came from the cache once all are done."""
+    :func:`cached_image`); logs how many came from the cache once all are done.
+
+    The hits are settled here, in the stage's process (a key from remembered digests, a few
+    links, a small pickle), and only the misses go to workers: handing 10,000 cached photos
+    to a pool one task each cost more than the lookups, and when one photo is new it runs
+    without starting a pool at all."""
+    cache = stage_cache(stage, config, extra)
+    settled: dict[int, Any] = {}
+    misses: list[Any] = []
+    for index, item in enumerate(items):
+        stem, inputs = inputs_of(item)
+        found, result = cache.lookup(stem, inputs, outs)
+        if found:
+            settled[index] = result
+        else:
+            misses.append(item)
     work = partial(
         cached_image,
-        cache=stage_cache(stage, config, extra),
+        cache=cache,
         inputs_of=inputs_of,
         image_fn=image_fn,
         outs=outs,
     )
-    hits = 0
-    for result, hit in map_images(work, items, execution=execution or config.execution, desc=stage):
+    computed = map_images(
+        work, misses, execution=execution or config.execution, desc=stage, done=len(settled)
+    )
+    hits = len(settled)
+    for index in range(len(items)):
+        if index in settled:
+            yield settled.pop(index)
+            continue
+        result, hit = next(computed)
         hits += hit
         yield result
     if hits:
