@@ -125,3 +125,34 @@ def test_a_cache_key_is_the_same_with_or_without_the_memo(tmp_path, memoised):
         cache.key("img", [source])  # the memo is written
     expected = ImageCache.for_stage("demo", {"k": 1}, tmp_path / "other").key("img", [source])
     assert cache.key("img", [source]) == expected
+
+
+def test_a_damaged_entry_is_a_miss_and_links_nothing(tmp_path):
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+    cache = ImageCache.for_stage("demo", {}, tmp_path / "cache")
+    first = tmp_path / "first"
+    first.mkdir()
+    cache.run("img", [source], {"out": first}, _writer("x"))
+    (result,) = (tmp_path / "cache").rglob(imagecache.RESULT_FILE)
+    result.write_bytes(b"not a pickle")
+    second = tmp_path / "second"
+    second.mkdir()
+    assert cache.lookup("img", [source], {"out": second}) == (False, None)
+    assert list(second.iterdir()) == []
+
+
+def test_a_file_already_in_the_output_is_replaced_not_written_through(tmp_path):
+    """A target that exists (say, a hard link to one of DVC's read-only objects) is unlinked
+    first: the bytes of whatever it linked to stay as they were."""
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+    cache = ImageCache.for_stage("demo", {}, tmp_path / "cache")
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "dvc-object"
+    elsewhere.write_text("someone else's bytes")
+    os.link(elsewhere, out / "a.txt")
+    cache.run("img", [source], {"out": out}, _writer("x"))
+    assert (out / "a.txt").read_text() == "x"
+    assert elsewhere.read_text() == "someone else's bytes"

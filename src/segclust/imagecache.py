@@ -181,11 +181,15 @@ class ImageCache:
         return self._link_entry(self.root / self.stage / key[:2] / key, outs)
 
     def _link_entry(self, entry: Path, outs: Mapping[str, Path]) -> tuple[bool, Any]:
-        if not (entry / RESULT_FILE).is_file():
+        """The entry's result, its files linked into ``outs``; an entry that cannot be read
+        (absent, or damaged outside this code) is a miss, with nothing linked."""
+        try:
+            with open(entry / RESULT_FILE, "rb") as handle:
+                result = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
             return False, None
         _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects)
-        with open(entry / RESULT_FILE, "rb") as handle:
-            return True, pickle.load(handle)
+        return True, result
 
     def run(
         self,
@@ -254,6 +258,9 @@ def _link_tree(
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            # never write into a file that is there already: it may be a hard link to DVC's
+            # cache (or to another entry), whose bytes must not change
+            target.unlink(missing_ok=True)
             md5 = md5s.get(path.relative_to(files).as_posix())
             if objects is not None and md5 and _link_object(objects, md5, path, target):
                 continue
