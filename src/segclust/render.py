@@ -291,16 +291,13 @@ def png_bytes(rgb: np.ndarray, compression: int = 1) -> bytes:
 PLOT_BACKGROUND = (229, 229, 229)  # the ggplot style Optuna's matplotlib plots use
 POINT_RGB = (31, 119, 180)  # tab:blue, "Objective Value"
 BEST_RGB = (226, 147, 141)  # tab:red at Optuna's alpha 0.5 on the plot background, "Best Value"
-AXIS_GREY = (77, 77, 77)
 
 
 def _nice_ticks(lo: float, hi: float, *, integer: bool = False) -> np.ndarray:
     """matplotlib's own tick choice (``MaxNLocator``, as an axis makes it) inside [lo, hi]."""
     from matplotlib.ticker import MaxNLocator
 
-    ticks = MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=integer)
-    ticks.set_params(nbins=7)
-    values = ticks.tick_values(lo, hi)
+    values = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10], integer=integer).tick_values(lo, hi)
     return values[(values >= lo - 1e-12 * abs(hi - lo)) & (values <= hi + 1e-12 * abs(hi - lo))]
 
 

@@ -148,10 +148,10 @@ def stage_params(stage: str) -> dict[str, Any]:
 def stage_cache(stage: str, config: Config, extra: Any = None) -> ImageCache:
     """The per-image cache of ``stage`` (:mod:`segclust.imagecache`), off when
     ``execution.cache`` is false."""
-    if not config.execution.cache:
-        return ImageCache.for_stage(stage, stage_params(stage), None, extra)
+    on = config.execution.cache
+    root = Path(config.execution.cache_dir) if on else None
     return ImageCache.for_stage(
-        stage, stage_params(stage), Path(config.execution.cache_dir), extra, dvc_object_store()
+        stage, stage_params(stage), root, extra, dvc_object_store() if on else None
     )
 
 
