@@ -4,12 +4,20 @@ memory per process, a no-op repro, and adding one photo.
 Two steps:
 
     # 1. the photos, outside the project and never committed: crops, flips and rescales of
-    #    the BSDS500 photos at 0.05-0.15 MP, their human segmentations cut the same way
+    #    the BSDS500 photos at 0.05-0.15 MP (or --megapixels LOW HIGH), their human
+    #    segmentations cut the same way
     python benchmarks/scale_10k.py make --count 10000 --out ../scale10k --jobs 2
-    # 2. the whole pipeline on them (`dvc repro` in a throw-away clone of this repository's
-    #    last commit, default params, data.root and data.ground_truth pointed at them)
+    # 2. the whole pipeline on them (`dvc repro` in a clone of this repository's last
+    #    commit, default params, data.root and data.ground_truth pointed at them)
     python benchmarks/scale_10k.py run --photos ../scale10k --engine joblib --jobs 2 \\
-        --out benchmarks/results/scale_10k.md
+        --workdir ../scale10k-run --out benchmarks/results/scale_10k.md
+
+(``make bench-10k`` does both.) Disk: about 8 MB per 0.1 MP photo (DVC's hard-linked cache
+and the per-image cache share the outputs' bytes), so 10,000 photos at 0.05-0.15 MP need about
+80 GB; at 0.05-0.08 MP about 55 GB. With ``--workdir`` the clone and every measurement so far
+stay there, and the same command, run again after it was killed (a session that ends), goes on
+where it stopped: the killed ``dvc repro`` continues (the per-image cache keeps each photo
+finished) and its parts' times are added up.
 
 ``run`` streams DVC's output with a time stamp per line: a stage's span runs from DVC's
 ``Running stage`` line to the next; the stage's own wall time is its ``done in N s`` line, so
@@ -64,9 +72,9 @@ def _source_pairs(folders: list[Path]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def variant(photo: np.ndarray, labels: list[np.ndarray], seed: int):
-    """One crop (55-100 % of each side), maybe mirrored, rescaled to 0.05-0.15 MP; the
-    annotations cut and resized (nearest label) the same way."""
+def variant(photo: np.ndarray, labels: list[np.ndarray], seed: int, megapixels=MEGAPIXELS):
+    """One crop (55-100 % of each side), maybe mirrored, rescaled to a size drawn from
+    ``megapixels``; the annotations cut and resized (nearest label) the same way."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -75,7 +83,7 @@ def variant(photo: np.ndarray, labels: list[np.ndarray], seed: int):
     w = round(width * rng.uniform(0.55, 1.0))
     top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
     flip = bool(rng.random() < 0.5)
-    scale = np.sqrt(rng.uniform(*MEGAPIXELS) * 1e6 / (h * w))
+    scale = np.sqrt(rng.uniform(*megapixels) * 1e6 / (h * w))
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
 
     def cut(a: np.ndarray, interpolation: int) -> np.ndarray:
@@ -98,24 +106,39 @@ def write_mat(path: Path, labels: list[np.ndarray]) -> None:
     scipy.io.savemat(path, {"groundTruth": records}, do_compression=True)
 
 
-def make_one(task: tuple[int, Path, Path, Path]) -> None:
+def make_one(task: tuple[int, Path, Path, Path, tuple[float, float]]) -> None:
     import cv2
 
     from segclust.groundtruth import read_bsds_mat
 
-    index, image, truth, out = task
+    index, image, truth, out, megapixels = task
     name = f"s{index:05d}"
-    photo, labels = variant(cv2.imread(str(image)), read_bsds_mat(truth), index)
+    photo, labels = variant(cv2.imread(str(image)), read_bsds_mat(truth), index, megapixels)
     cv2.imwrite(str(out / "images" / f"{name}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
     write_mat(out / "groundTruth" / f"{name}.mat", labels)
 
 
-def make(count: int, out: Path, jobs: int, first: int = 0, sources=SOURCES) -> list[str]:
-    """Photos ``first`` .. ``first + count - 1`` (each one's seed is its number)."""
+def made_megapixels(out: Path) -> tuple[float, float]:
+    """The size range ``make`` drew the photos in ``out`` from."""
+    record = out / "megapixels.json"
+    return tuple(json.loads(record.read_text())) if record.is_file() else MEGAPIXELS
+
+
+def make(
+    count: int, out: Path, jobs: int, first: int = 0, sources=SOURCES, megapixels=None
+) -> list[str]:
+    """Photos ``first`` .. ``first + count - 1`` (each one's seed is its number), of sizes
+    drawn from ``megapixels`` (default: the range the folder was made with)."""
     pairs = _source_pairs([Path(s) for s in sources])
     for sub in ("images", "groundTruth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    tasks = [(i, *pairs[i % len(pairs)], out) for i in range(first, first + count)]
+    if megapixels is None:
+        megapixels = made_megapixels(out)
+    else:
+        (out / "megapixels.json").write_text(json.dumps(list(megapixels)))
+    tasks = [
+        (i, *pairs[i % len(pairs)], out, tuple(megapixels)) for i in range(first, first + count)
+    ]
     with ProcessPoolExecutor(jobs) as pool:
         list(pool.map(make_one, tasks, chunksize=64))
     return [f"s{i:05d}" for i in range(first, first + count)]
@@ -147,8 +170,9 @@ def role(process: psutil.Process) -> str:
 class Memory:
     """Peak resident set per process of a process tree, sampled every 0.2 s."""
 
-    def __init__(self, root: int) -> None:
-        self.root, self.peaks, self.roles = root, {}, {}
+    def __init__(self, root: int, dump: Path | None = None) -> None:
+        self.root, self.peaks, self.roles, self.dump = root, {}, {}, dump
+        self._started = self._saved = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -162,7 +186,17 @@ class Memory:
                         if process.pid not in self.roles:
                             self.roles[process.pid] = role(process)
                         self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+            if self.dump and time.perf_counter() - self._saved > 1:
+                self.save()
             time.sleep(0.2)
+
+    def save(self) -> None:
+        """The peaks so far, for a run that may be killed (written whole, then renamed)."""
+        seconds = time.perf_counter() - self._started
+        partial = self.dump.with_suffix(".partial")
+        partial.write_text(json.dumps({"seconds": seconds, "by_role": self.by_role()}))
+        partial.replace(self.dump)
+        self._saved = time.perf_counter()
 
     def by_role(self) -> dict[str, tuple[float, int]]:
         """Role -> (peak GB of any one such process, how many there were)."""
@@ -180,6 +214,8 @@ class Memory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self.dump:
+            self.save()
 
 
 # what `make run` runs: every stage from `features` on (the boundary models are in Git; a
@@ -203,9 +239,15 @@ def environment(repo: Path | None = None) -> dict[str, str]:
     return env
 
 
-def dvc(repo: Path, *args: str, watch: bool = False) -> tuple[float, list[tuple[float, str]], dict]:
+def dvc(
+    repo: Path, *args: str, watch: bool = False, log: Path | None = None
+) -> tuple[float, list[tuple[float, str]], dict]:
     """``dvc <args>`` in ``repo``: wall seconds, its output lines with their times (seconds
-    from the start), and with ``watch`` the peak memory per kind of process."""
+    from the start), and with ``watch`` the peak memory per kind of process.
+
+    With ``log``, each line is also appended there as it comes (``seconds<TAB>text``) and the
+    memory peaks so far are rewritten beside it every few seconds, so that a run killed
+    half-way (a session that ends) leaves what it measured for :func:`resumed_part`."""
     command = [str(Path(sys.executable).parent / "dvc"), *args]
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -213,39 +255,94 @@ def dvc(repo: Path, *args: str, watch: bool = False) -> tuple[float, list[tuple[
         stderr=subprocess.STDOUT, text=True, bufsize=1,
     )  # fmt: skip
     lines: list[tuple[float, str]] = []
-    memory = Memory(process.pid) if watch else contextlib.nullcontext()
-    with memory:
+    journal = log.open("a") if log else contextlib.nullcontext()
+    memory = (
+        Memory(process.pid, dump=log.with_suffix(".memory.json") if log else None)
+        if watch
+        else contextlib.nullcontext()
+    )
+    with memory, journal:
         assert process.stdout is not None
         for line in process.stdout:
             for part in line.replace("\r", "\n").split("\n"):
                 if part.strip():
                     lines.append((time.perf_counter() - started, part.rstrip()))
+                    if log:
+                        journal.write(f"{lines[-1][0]:.3f}\t{lines[-1][1]}\n")
+                        journal.flush()
         process.wait()
     seconds = time.perf_counter() - started
     if process.returncode != 0:
+        if log:  # not a part of a run: it did nothing
+            log.unlink()
+            log.with_suffix(".memory.json").unlink(missing_ok=True)
         tail = "\n".join(text for _, text in lines[-30:])
         raise SystemExit(f"dvc {' '.join(args)} failed after {seconds:.0f} s:\n{tail}")
+    if log:
+        log.with_suffix(".done").write_text(json.dumps({"seconds": seconds}))
     return seconds, lines, (memory.by_role() if watch else {})
 
 
+def resumed_part(log: Path) -> tuple[float, list[tuple[float, str]], dict]:
+    """What a ``dvc`` call logged by :func:`dvc` measured before it was killed: its seconds
+    (the last line or memory sample), its lines and its memory peaks so far."""
+    lines = []
+    for row in log.read_text().splitlines():
+        at, _, text = row.partition("\t")
+        with contextlib.suppress(ValueError):
+            lines.append((float(at), text))
+    dump = log.with_suffix(".memory.json")
+    saved = json.loads(dump.read_text()) if dump.is_file() else {"seconds": 0, "by_role": {}}
+    seconds = max([saved["seconds"], *(at for at, _ in lines)])
+    return seconds, lines, {k: tuple(v) for k, v in saved["by_role"].items()}
+
+
 def stage_spans(lines: list[tuple[float, str]], total: float) -> dict[str, dict[str, float]]:
-    """Per stage DVC ran: its span (Running stage .. next) and its own ``done in`` seconds."""
+    """Per stage DVC ran: its span (Running stage .. next) and its own ``done in`` seconds.
+
+    A stage that starts twice (a run resumed after it was killed mid-stage) adds up both
+    spans; the killed part counts as the stage's own time, since the stage was working."""
     spans: dict[str, dict[str, float]] = {}
-    current = None
+    current, killed = None, 0.0
+
+    def close(at: float) -> None:
+        span = spans[current]
+        span["span"] += at - span.pop("start")
+
     for at, text in lines:
         started = re.match(r"Running stage '([^']+)'", text)
         if started:
             if current:
-                spans[current]["span"] = at - spans[current]["start"]
+                close(at)
+            restarted = started.group(1) in spans
+            if restarted:
+                killed = spans[started.group(1)]["span"]
             current = started.group(1)
-            spans[current] = {"start": at, "own": float("nan")}
+            spans.setdefault(current, {"span": 0.0, "own": float("nan"), "parts": 0})
+            spans[current]["start"] = at
+            spans[current]["parts"] += 1
             continue
         done = re.match(r"(\S+): done in ([\d.]+) s", text)
         if done and current:
-            spans[current]["own"] = float(done.group(2))
+            spans[current]["own"] = float(done.group(2)) + (
+                killed if spans[current]["parts"] > 1 else 0.0
+            )
     if current:
-        spans[current]["span"] = total - spans[current]["start"]
+        close(total)
     return spans
+
+
+def joined(parts: list[tuple[float, list[tuple[float, str]], dict]]):
+    """One run from the parts of a resumed one: seconds added up, lines on one clock, and the
+    highest memory peak of each kind (process counts added up)."""
+    total, lines, memory = 0.0, [], {}
+    for seconds, part_lines, part_memory in parts:
+        lines += [(total + at, text) for at, text in part_lines]
+        total += seconds
+        for kind, (gb, n) in part_memory.items():
+            old_gb, old_n = memory.get(kind, (0.0, 0))
+            memory[kind] = (max(gb, old_gb), n + old_n)
+    return total, lines, memory
 
 
 def clone(into: Path, images: Path, truth: Path, execution: dict) -> Path:
@@ -267,24 +364,85 @@ def per_image_seconds(repo: Path) -> dict[str, float]:
     return out
 
 
+class Journal:
+    """A ``run``'s measurements kept in its work folder, so that rerunning the same command
+    after it was killed (a session that ends) goes on where it stopped: finished DVC calls
+    are read back, the one that was killed is resumed as another part of the same call."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "journal.json"
+        self.done = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def call(self, name: str, repo: Path, *args: str, watch: bool = False):
+        """``dvc(repo, *args)`` once: its parts so far, resumed and joined."""
+        if name in self.done:
+            seconds, lines, memory = self.done[name]
+            return seconds, [tuple(x) for x in lines], {k: tuple(v) for k, v in memory.items()}
+        parts = []
+        for log in sorted(self.folder.glob(f"{name}.part*.log")):
+            seconds, lines, memory = resumed_part(log)
+            finished = log.with_suffix(".done")
+            if finished.is_file():  # finished, but killed before the journal was written
+                seconds = json.loads(finished.read_text())["seconds"]
+            parts.append((seconds, lines, memory))
+        if not parts or not (self.folder / f"{name}.part{len(parts) - 1}.done").is_file():
+            if parts:  # the killed DVC's locks (its processes are gone with the session)
+                for lock in ("rwlock", "lock"):
+                    (repo / ".dvc" / "tmp" / lock).unlink(missing_ok=True)
+            log = self.folder / f"{name}.part{len(parts)}.log"
+            parts.append(dvc(repo, *args, watch=watch, log=log))
+        self.done[name] = joined(parts)
+        self.done[f"{name}.parts"] = len(parts)
+        self.path.write_text(json.dumps(self.done))
+        return self.call(name, repo, *args, watch=watch)
+
+
 def run(args: argparse.Namespace, command: str) -> str:
     images, truth = args.photos / "images", args.photos / "groundTruth"
+    for left in images.glob("s1?????.jpg"):  # the extra photo of a killed run (see below)
+        left.unlink()
+        (truth / f"{left.stem}.mat").unlink(missing_ok=True)
     photos = sorted(p.stem for p in images.glob("*.jpg"))
     execution = {"jobs": args.jobs, "engine": args.engine}
-    lines_out = [
-        f"`{command}` at commit {_commit()}: {len(photos)} photos "
-        f"({MEGAPIXELS[0]}-{MEGAPIXELS[1]} MP crops, flips and rescales of BSDS500 photos, "
-        f"made by `scale_10k.py make`), default params, execution {execution}, "
-        f"{os.cpu_count()} cores.",
-        "",
-    ]
-    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
-        repo = clone(Path(tmp), images, truth, execution)
-        total, lines, memory = dvc(repo, *REPRO, watch=True)
+    low, high = made_megapixels(args.photos)
+    with contextlib.ExitStack() as stack:
+        if args.workdir:
+            folder = args.workdir.resolve()
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.scratch)))
+        repo = folder / "project"
+        if not repo.is_dir():
+            clone(folder, images, truth, execution)
+        journal = Journal(folder)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+        lines_out = [
+            f"`{command}` at commit {commit}: {len(photos)} photos "
+            f"({low}-{high} MP crops, flips and rescales of BSDS500 photos, "
+            f"made by `scale_10k.py make`), default params, execution {execution}, "
+            f"{os.cpu_count()} cores.",
+            "",
+        ]
+        total, lines, memory = journal.call("repro", repo, *REPRO, watch=True)
+        parts = journal.done["repro.parts"]
         spans = stage_spans(lines, total)
         work = per_image_seconds(repo)
+        resumed = [k for k, v in spans.items() if v["parts"] > 1]
         lines_out += [
-            f"**One `dvc repro`**: {total:.0f} s wall ({total / len(photos):.3f} s per photo).",
+            f"**One `dvc repro`**: {total:.0f} s wall ({total / len(photos):.3f} s per photo)"
+            + (
+                f", in {parts} parts: it was killed (the session ended) and the same command "
+                "resumed it with the same clone; the times of the parts are added up, the gap "
+                "between them is not. A stage that was running when it was killed "
+                f"({', '.join(resumed) or 'none'}) counts the killed part as its own time, and "
+                "its second part found the photos the first had finished in the per-image "
+                "cache."
+                if parts > 1
+                else "."
+            ),
             "",
             "| stage | span s | stage's own s | DVC's s | per-image work s (sum) | "
             "s / photo (span) |",
@@ -307,11 +465,11 @@ def run(args: argparse.Namespace, command: str) -> str:
             *(f"| {k} | {gb:.2f} | {n} |" for k, (gb, n) in sorted(memory.items())),
             "",
         ]
-        noop, noop_lines, _ = dvc(repo, *REPRO)
+        noop, noop_lines, _ = journal.call("noop", repo, *REPRO)
         ran = [t for _, t in noop_lines if t.startswith("Running stage")]
-        status, _, _ = dvc(repo, "status")
-        show, _, _ = dvc(repo, "exp", "show", "--json")
-        metrics, _, _ = dvc(repo, "metrics", "show")
+        status, _, _ = journal.call("status", repo, "status")
+        show, _, _ = journal.call("show", repo, "exp", "show", "--json")
+        metrics, _, _ = journal.call("metrics", repo, "metrics", "show")
         lines_out += [
             "| DVC command on the finished pipeline | s |",
             "|---|---|",
@@ -323,17 +481,23 @@ def run(args: argparse.Namespace, command: str) -> str:
             "",
         ]
         # one more photo: added to the folder, against that photo alone
+        if "added" not in journal.done:
+            for log in folder.glob("added.part*"):  # killed while adding: start that again
+                log.unlink()
+            dvc(repo, *REPRO)  # back to the collection without it (nothing to do if it is)
         extra = make(1, args.photos, 1, first=len(photos) + 100_000)[0]
         try:
-            added, added_lines, _ = dvc(repo, *REPRO)
-            alone_dir = Path(tmp) / "alone"
-            for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
-                (alone_dir / sub).mkdir(parents=True)
-                shutil.copy(args.photos / sub / f"{extra}{suffix}", alone_dir / sub)
-            alone_repo = clone(
-                alone_dir, alone_dir / "images", alone_dir / "groundTruth", execution
-            )
-            alone, _, _ = dvc(alone_repo, *REPRO)
+            added, added_lines, _ = journal.call("added", repo, *REPRO)
+            alone_dir = folder / "alone"
+            if "alone" not in journal.done:  # always a fresh clone, even after a killed one
+                shutil.rmtree(alone_dir, ignore_errors=True)
+                for log in folder.glob("alone.part*"):
+                    log.unlink()
+                for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
+                    (alone_dir / sub).mkdir(parents=True)
+                    shutil.copy(args.photos / sub / f"{extra}{suffix}", alone_dir / sub)
+                clone(alone_dir, alone_dir / "images", alone_dir / "groundTruth", execution)
+            alone, _, _ = journal.call("alone", alone_dir / "project", *REPRO)
         finally:
             for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
                 (args.photos / sub / f"{extra}{suffix}").unlink(missing_ok=True)
@@ -414,12 +578,6 @@ def million(
     return lines
 
 
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -427,17 +585,32 @@ def main() -> None:
     maker.add_argument("--count", type=int, default=10_000)
     maker.add_argument("--out", type=Path, required=True)
     maker.add_argument("--jobs", type=int, default=2)
+    maker.add_argument(
+        "--megapixels",
+        type=float,
+        nargs=2,
+        default=MEGAPIXELS,
+        metavar=("LOW", "HIGH"),
+        help="photo sizes are drawn uniformly from this range (default: %(default)s)",
+    )
     runner = sub.add_parser("run", help="dvc repro on them, measured")
     runner.add_argument("--photos", type=Path, required=True, help="the folder `make` wrote")
     runner.add_argument("--engine", choices=("joblib", "dask"), default="joblib")
     runner.add_argument("--jobs", type=int, default=2)
     runner.add_argument("--scratch", type=Path, default=None, help="where the clone goes")
+    runner.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the clone and the measurements here; the same command again resumes a run "
+        "that was killed (default: a temporary folder under --scratch, removed at the end)",
+    )
     runner.add_argument("--out", type=Path, help="markdown results (appended)")
     args = parser.parse_args()
     command = "python benchmarks/scale_10k.py " + " ".join(sys.argv[1:])
     if args.mode == "make":
         started = time.perf_counter()
-        made = make(args.count, args.out.resolve(), args.jobs)
+        made = make(args.count, args.out.resolve(), args.jobs, megapixels=args.megapixels)
         print(f"{len(made)} photos in {args.out} in {time.perf_counter() - started:.0f} s")
         return
     args.photos = args.photos.resolve()
