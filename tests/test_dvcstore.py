@@ -92,6 +92,43 @@ def test_a_hit_links_dvcs_object_where_there_is_one(tmp_path):
     assert (second / "sub" / "b.txt").read_text() == "xx"
 
 
+def test_outputs_dvc_does_not_cache_are_never_linked_from_its_objects(tmp_path):
+    """An output DVC does not cache (e.g. the PNGs kept in Git) gets the entry's own file
+    even where DVC's run-cache left an object of the same bytes: DVC would replace a file
+    linked to its object by a copy after the run. A cached output beside it still gets the
+    object."""
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+    store = tmp_path / "objects"
+    cache = ImageCache.for_stage(
+        "demo", {}, tmp_path / "cache", objects=store, uncached=["pictures"]
+    )
+    first = {"out": tmp_path / "first" / "out", "pictures": tmp_path / "first" / "pictures"}
+    for folder in first.values():
+        folder.mkdir(parents=True)
+    cache.run("img", [source], first, _two_writer)
+    objects = {}
+    for name in first:
+        made = first[name] / "a.txt"
+        objects[name] = object_path(store, md5_of(made))
+        objects[name].parent.mkdir(parents=True, exist_ok=True)
+        objects[name].write_bytes(made.read_bytes())
+    second = {k: tmp_path / "second" / k for k in first}
+    for folder in second.values():
+        folder.mkdir(parents=True)
+    assert cache.run("img", [source], second, _two_writer) == ("both", True)
+    assert os.stat(second["out"] / "a.txt").st_ino == os.stat(objects["out"]).st_ino
+    picture = os.stat(second["pictures"] / "a.txt").st_ino
+    assert picture != os.stat(objects["pictures"]).st_ino
+    assert picture == os.stat(first["pictures"] / "a.txt").st_ino
+
+
+def _two_writer(folders):
+    (folders["out"] / "a.txt").write_text("labels")
+    (folders["pictures"] / "a.txt").write_text("png")
+    return "both"
+
+
 def test_input_digests_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
     computed: list[Path] = []
     real = imagecache.file_digest

@@ -172,6 +172,21 @@ def test_unchanged_outputs_are_linked_from_dvcs_own_objects(repo):
     assert "Running stage" not in dvc(repo, "repro").stdout  # the same bytes
 
 
+def test_uncached_outputs_keep_the_per_image_cache_files(repo):
+    """``plots/render`` is ``cache: false``, yet DVC's run-cache stores its files and checks
+    the workspace out again with ``copy``, which replaces a file that is a hard link to one
+    of its objects by a fresh copy. So those PNGs are linked from the per-image cache's
+    entries, never from DVC's objects: a forced rerun keeps every PNG the entry's own inode
+    (linked from the objects, each came back a single-linked copy)."""
+    dvc(repo, "repro", "--force", "--single-item", "render")
+    pngs = sorted((repo / "plots" / "render").glob("*.png"))
+    assert pngs
+    assert all(p.stat().st_nlink >= 2 for p in pngs)  # shared with its per-image cache entry
+    before = {p.name: p.stat().st_ino for p in pngs}
+    dvc(repo, "repro", "--force", "--single-item", "render")
+    assert {p.name: p.stat().st_ino for p in pngs} == before
+
+
 def test_a_rerun_leaves_git_clean_and_times_out_of_the_lock(repo):
     """What a fresh clone's `make run` must do: same code and params, same committed bytes."""
     sh(repo, "git", "add", "-A")

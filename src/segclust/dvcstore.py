@@ -17,6 +17,12 @@ stage half a second more), and a file is linked only when the object is there at
 else the stage writes its file as before. Used only when DVC runs the stage (``DVC_ROOT`` is
 set) with a ``hardlink`` cache: with ``copy`` a link would share the inode of the read-only
 object that a workspace file is meant to copy, so the store is not used.
+
+Never for an output DVC does not cache (``cache: false``, e.g. the rendered PNGs kept in Git):
+DVC's run-cache still stores those files, as copies, and after every run checks the workspace
+out again with ``copy``, which replaces a file that is a hard link to one of its objects by a
+fresh copy (a file linked from anywhere else is left alone). Linked from the objects, every
+rendered PNG of every photo was copied on each run (:func:`uncached_outputs` names them).
 """
 
 from __future__ import annotations
@@ -45,6 +51,39 @@ def dvc_object_store(root: str | None = None) -> Path | None:
     if list(cache.get("type") or [])[:1] != [LINKED_CACHE_TYPE]:
         return None
     return Path(cache.get("dir") or os.path.join(root, ".dvc", "cache")) / "files" / "md5"
+
+
+def uncached_outputs(root: str | None = None) -> frozenset[Path]:
+    r"""The outputs that ``dvc.yaml`` at ``root`` (``$DVC_ROOT``) declares ``cache: false``,
+    as absolute paths; empty when there is no ``dvc.yaml`` to read.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "dvc.yaml").write_text(
+    ...     "stages:\n  draw:\n    cmd: draw\n    outs:\n      - data/labels\n"
+    ...     "    plots:\n      - plots/render:\n          cache: false\n"
+    ... )
+    >>> [p.relative_to(folder).as_posix() for p in uncached_outputs(str(folder))]
+    ['plots/render']
+    """
+    import yaml
+
+    root = os.environ.get("DVC_ROOT") if root is None else root
+    try:
+        with open(os.path.join(root or "", "dvc.yaml"), encoding="utf-8") as handle:
+            stages = (yaml.safe_load(handle) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return frozenset()
+    found = set()
+    for stage in stages.values():
+        body = stage.get("do", stage) if isinstance(stage, dict) else {}
+        for kind in ("outs", "metrics", "plots"):
+            for entry in body.get(kind) or []:
+                if isinstance(entry, dict):
+                    for path, options in entry.items():
+                        if isinstance(options, dict) and options.get("cache") is False:
+                            found.add(Path(root, path).resolve())
+    return frozenset(found)
 
 
 def object_path(store: Path, md5: str) -> Path:

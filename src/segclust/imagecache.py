@@ -141,6 +141,7 @@ class ImageCache:
     root: Path | None
     salt: str  # the stage's parameters and the code, fixed for the run
     objects: Path | None = None  # DVC's hard-linked object store (segclust.dvcstore)
+    uncached: frozenset[str] = frozenset()  # outs DVC does not cache: never linked from it
 
     @classmethod
     def for_stage(
@@ -150,16 +151,20 @@ class ImageCache:
         root: Path | None,
         extra: Any = None,
         objects: Path | None = None,
+        uncached: Iterable[str] = (),
     ) -> ImageCache:
         """The cache of ``stage`` for ``params`` (its parameters) and ``extra`` (anything
         else every image's output depends on, JSON-able); ``objects``: DVC's object store to
-        link unchanged files from (:func:`segclust.dvcstore.dvc_object_store`)."""
+        link unchanged files from (:func:`segclust.dvcstore.dvc_object_store`), except into the
+        outputs named in ``uncached``, which DVC does not cache
+        (:func:`segclust.dvcstore.uncached_outputs`)."""
         salt = json.dumps(
             {"stage": stage, "params": params, "extra": extra, "code": code_fingerprint()},
             sort_keys=True,
             default=str,
         )
-        return cls(stage, None if root is None else Path(root).resolve(), salt, objects)
+        root = None if root is None else Path(root).resolve()
+        return cls(stage, root, salt, objects, frozenset(uncached))
 
     def key(self, stem: str, inputs: Iterable[Path]) -> str:
         assert self.root is not None
@@ -188,7 +193,7 @@ class ImageCache:
                 result = pickle.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
             return False, None
-        _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects)
+        _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects, self.uncached)
         return True, result
 
     def run(
@@ -223,7 +228,7 @@ class ImageCache:
                 if path.is_file()
             }
             (scratch / MD5_FILE).write_text(json.dumps(md5s, sort_keys=True))
-            _link_tree(scratch / FILES_DIR, outs, md5s, self.objects)
+            _link_tree(scratch / FILES_DIR, outs, md5s, self.objects, self.uncached)
             try:
                 os.rename(scratch, entry)  # whole or not at all
             except OSError:
@@ -245,10 +250,12 @@ def _link_tree(
     outs: Mapping[str, Path],
     md5s: Mapping[str, str] | None = None,
     objects: Path | None = None,
+    uncached: frozenset[str] = frozenset(),
 ) -> None:
     """Every file under ``files/<name>/`` to the same place under ``outs[name]``: a hard
     link to DVC's object of the same MD5 where there is one of the same size (``objects``),
-    else a hard link to the entry's file, else a copy."""
+    else a hard link to the entry's file, else a copy. Outputs named in ``uncached`` always
+    get the entry's file."""
     md5s = md5s or {}
     for name, out in outs.items():
         source = files / name
@@ -262,7 +269,8 @@ def _link_tree(
             # cache (or to another entry), whose bytes must not change
             target.unlink(missing_ok=True)
             md5 = md5s.get(path.relative_to(files).as_posix())
-            if objects is not None and md5 and _link_object(objects, md5, path, target):
+            linkable = objects is not None and md5 and name not in uncached
+            if linkable and _link_object(objects, md5, path, target):
                 continue
             try:
                 os.link(path, target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from segclust.config import Config, load_config
-from segclust.dvcstore import dvc_object_store
+from segclust.dvcstore import dvc_object_store, uncached_outputs
 from segclust.errors import SegclustError
 from segclust.execution import ExecutionConfig
 from segclust.imagecache import ImageCache
@@ -145,14 +145,36 @@ def stage_params(stage: str) -> dict[str, Any]:
     return chosen
 
 
-def stage_cache(stage: str, config: Config, extra: Any = None) -> ImageCache:
+def stage_cache(
+    stage: str, config: Config, extra: Any = None, outs: Mapping[str, Path] | None = None
+) -> ImageCache:
     """The per-image cache of ``stage`` (:mod:`segclust.imagecache`), off when
-    ``execution.cache`` is false."""
+    ``execution.cache`` is false. Under DVC with a hard-linked cache it links unchanged files
+    from DVC's objects, except into those of ``outs`` (folders from :func:`atomic_dir`) that
+    DVC does not cache (:func:`segclust.dvcstore.uncached_outputs`)."""
     on = config.execution.cache
     root = Path(config.execution.cache_dir) if on else None
-    return ImageCache.for_stage(
-        stage, stage_params(stage), root, extra, dvc_object_store() if on else None
-    )
+    objects = dvc_object_store() if on else None
+    uncached = ()
+    if objects is not None and outs:
+        skip = uncached_outputs()
+        uncached = [name for name, path in outs.items() if final_of(path).resolve() in skip]
+    return ImageCache.for_stage(stage, stage_params(stage), root, extra, objects, uncached)
+
+
+def final_of(path: Path) -> Path:
+    """The output an :func:`atomic_dir` folder will replace (``path`` itself otherwise).
+
+    >>> import tempfile
+    >>> parent = Path(tempfile.mkdtemp())
+    >>> with atomic_dir(parent / "render") as out:
+    ...     final_of(out) == parent / "render"
+    True
+    >>> final_of(parent / "render") == parent / "render"
+    True
+    """
+    prefix = re.match(rf"^\.(.+)\.{re.escape(_base._HOST)}\.\d+\.\w+\.tmp$", path.name)
+    return path.with_name(prefix.group(1)) if prefix else path
 
 
 def cached_image(
@@ -204,7 +226,7 @@ def map_cached(
     links, a small pickle), and only the misses go to workers: handing 10,000 cached photos
     to a pool one task each cost more than the lookups, and when one photo is new it runs
     without starting a pool at all."""
-    cache = stage_cache(stage, config, extra)
+    cache = stage_cache(stage, config, extra, outs)
     settled: dict[int, Any] = {}
     misses: list[Any] = []
     for index, item in enumerate(items):
