@@ -513,6 +513,37 @@ def run(args: argparse.Namespace, command: str) -> str:
     return "\n".join(lines_out) + "\n"
 
 
+def progress(folder: Path) -> str:
+    """What a ``run --workdir folder`` has measured of its ``dvc repro`` so far (while it
+    runs, or after it was killed): each stage's span and own time, the one still running
+    marked, and the memory peaks so far. Reads the journal's logs only."""
+    parts = [resumed_part(log) for log in sorted(folder.glob("repro.part*.log"))]
+    if not parts:
+        return f"no `dvc repro` logged in {folder} yet\n"
+    total, lines, memory = joined(parts)
+    spans = stage_spans(lines, total)
+    work = per_image_seconds(folder / "project")
+    out = [
+        f"`dvc repro` so far: {total:.0f} s in {len(parts)} part(s) (the one running or "
+        "killed counts up to its last line or memory sample).",
+        "",
+        "| stage | span s | stage's own s | DVC's s | per-image work s (sum) |",
+        "|---|---|---|---|---|",
+    ]
+    for stage, span in spans.items():
+        own = span["own"]
+        if own != own:  # no `done in` line: still running, or killed
+            out.append(f"| {stage} | {span['span']:.0f} so far | running | | |")
+            continue
+        out.append(
+            f"| {stage} | {span['span']:.0f} | {own:.0f} | {span['span'] - own:.0f} | "
+            f"{work.get(stage, float('nan')):.0f} |"
+        )
+    out += ["", "| process | peak GB so far | processes |", "|---|---|---|"]
+    out += [f"| {k} | {gb:.2f} | {n} |" for k, (gb, n) in sorted(memory.items())]
+    return "\n".join(out) + "\n"
+
+
 def shard_size(n: int, added: float, alone: float, target: float = 3.0) -> int:
     """The photo count at which adding one photo reaches ``target``× that photo alone, when
     the extra time grows linearly with the count (measured ``added`` at ``n`` photos).
@@ -593,6 +624,8 @@ def main() -> None:
         metavar=("LOW", "HIGH"),
         help="photo sizes are drawn uniformly from this range (default: %(default)s)",
     )
+    status = sub.add_parser("progress", help="what a run with --workdir has measured so far")
+    status.add_argument("--workdir", type=Path, required=True)
     runner = sub.add_parser("run", help="dvc repro on them, measured")
     runner.add_argument("--photos", type=Path, required=True, help="the folder `make` wrote")
     runner.add_argument("--engine", choices=("joblib", "dask"), default="joblib")
@@ -612,6 +645,9 @@ def main() -> None:
         started = time.perf_counter()
         made = make(args.count, args.out.resolve(), args.jobs, megapixels=args.megapixels)
         print(f"{len(made)} photos in {args.out} in {time.perf_counter() - started:.0f} s")
+        return
+    if args.mode == "progress":
+        print(progress(args.workdir.resolve()))
         return
     args.photos = args.photos.resolve()
     text = run(args, command)
