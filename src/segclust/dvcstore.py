@@ -18,11 +18,12 @@ else the stage writes its file as before. Used only when DVC runs the stage (``D
 set) with a ``hardlink`` cache: with ``copy`` a link would share the inode of the read-only
 object that a workspace file is meant to copy, so the store is not used.
 
-Never for an output DVC does not cache (``cache: false``, e.g. the rendered PNGs kept in Git):
-DVC's run-cache still stores those files, as copies, and after every run checks the workspace
-out again with ``copy``, which replaces a file that is a hard link to one of its objects by a
-fresh copy (a file linked from anywhere else is left alone). Linked from the objects, every
-rendered PNG of every photo was copied on each run (:func:`uncached_outputs` names them).
+Never for an output DVC does not cache (``cache: false``, e.g. the rendered PNGs kept in Git,
+named by :func:`uncached_outputs`): DVC's run-cache stores such files as copies and, after a
+run, checks the workspace out again with ``copy``, replacing every hard-linked file among them
+by a fresh copy. Those outputs are ``persist: true`` in ``dvc.yaml``, which keeps the run-cache
+off them, and they get the per-image cache's own file: a workspace file DVC does not manage
+never shares an inode with one of its read-only objects.
 """
 
 from __future__ import annotations
