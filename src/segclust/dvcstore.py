@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 LINKED_CACHE_TYPE = "hardlink"
 
@@ -54,36 +56,25 @@ def dvc_object_store(root: str | None = None) -> Path | None:
     return Path(cache.get("dir") or os.path.join(root, ".dvc", "cache")) / "files" / "md5"
 
 
-def uncached_outputs(root: str | None = None) -> frozenset[Path]:
-    r"""The outputs that ``dvc.yaml`` at ``root`` (``$DVC_ROOT``) declares ``cache: false``,
-    as absolute paths; empty when there is no ``dvc.yaml`` to read.
+def uncached_outputs(pipeline: Mapping[str, Any], root: Path) -> frozenset[Path]:
+    """The outputs that ``pipeline`` (a parsed ``dvc.yaml`` in the folder ``root``) declares
+    ``cache: false``, as absolute paths.
 
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "dvc.yaml").write_text(
-    ...     "stages:\n  draw:\n    cmd: draw\n    outs:\n      - data/labels\n"
-    ...     "    plots:\n      - plots/render:\n          cache: false\n"
-    ... )
-    >>> [p.relative_to(folder).as_posix() for p in uncached_outputs(str(folder))]
-    ['plots/render']
+    >>> pipeline = {"stages": {"draw": {
+    ...     "cmd": "draw", "outs": ["data/labels"], "plots": [{"plots/render": {"cache": False}}],
+    ... }}}
+    >>> [p.name for p in uncached_outputs(pipeline, Path("/project"))]
+    ['render']
     """
-    import yaml
-
-    root = os.environ.get("DVC_ROOT") if root is None else root
-    try:
-        with open(os.path.join(root or "", "dvc.yaml"), encoding="utf-8") as handle:
-            stages = (yaml.safe_load(handle) or {}).get("stages") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return frozenset()
     found = set()
-    for stage in stages.values():
+    for stage in (pipeline.get("stages") or {}).values():
         body = stage.get("do", stage) if isinstance(stage, dict) else {}
         for kind in ("outs", "metrics", "plots"):
             for entry in body.get(kind) or []:
                 if isinstance(entry, dict):
                     for path, options in entry.items():
                         if isinstance(options, dict) and options.get("cache") is False:
-                            found.add(Path(root, path).resolve())
+                            found.add((root / path).resolve())
     return frozenset(found)
 
 

@@ -124,17 +124,27 @@ def describe(scores: dict[str, Any]) -> str:
     )
 
 
-def stage_params(stage: str) -> dict[str, Any]:
-    """The parameters ``stage`` depends on, as DVC sees them: its ``params`` in ``dvc.yaml``
-    read from ``params.yaml``; without a ``dvc.yaml`` (a work folder), all but ``execution``."""
+def read_pipeline() -> dict[str, Any] | None:
+    """``dvc.yaml`` of the folder the stage runs in (DVC runs it in its ``wdir``), parsed;
+    None without one (a work folder)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return None
+
+
+def stage_params(stage: str, pipeline: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters ``stage`` depends on, as DVC sees them: its ``params`` in ``pipeline``
+    (:func:`read_pipeline`) read from ``params.yaml``; without a pipeline, all but
+    ``execution``."""
     import yaml
 
     params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")) or {}
     try:
-        keys = yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["stages"][stage][
-            "params"
-        ]
-    except (FileNotFoundError, KeyError, TypeError):
+        keys = pipeline["stages"][stage]["params"]
+    except (KeyError, TypeError):
         return {k: v for k, v in params.items() if k != "execution"}
     chosen: dict[str, Any] = {}
     for key in keys:
@@ -155,11 +165,13 @@ def stage_cache(
     on = config.execution.cache
     root = Path(config.execution.cache_dir) if on else None
     objects = dvc_object_store() if on else None
+    pipeline = read_pipeline()
     uncached = ()
-    if objects is not None and outs:
-        skip = uncached_outputs()
+    if objects is not None and outs and pipeline:
+        skip = uncached_outputs(pipeline, Path.cwd())
         uncached = [name for name, path in outs.items() if final_of(path).resolve() in skip]
-    return ImageCache.for_stage(stage, stage_params(stage), root, extra, objects, uncached)
+    params = stage_params(stage, pipeline)
+    return ImageCache.for_stage(stage, params, root, extra, objects, uncached)
 
 
 def final_of(path: Path) -> Path:
