@@ -63,7 +63,8 @@ ENGINE ?= joblib
 bench-10k: setup-dev
 	test -d ../scale10k || python benchmarks/scale_10k.py make --count 10000 --out ../scale10k --megapixels $(SIZE)
 	python benchmarks/scale_10k.py run --photos ../scale10k --engine $(ENGINE) --jobs 2 \
-		--workdir ../scale10k-run-$(ENGINE) --out benchmarks/results/scale_10k.md
+		--workdir ../scale10k-run-$(ENGINE) \
+		--out benchmarks/results/scale_10k$(if $(filter-out joblib,$(ENGINE)),_$(ENGINE)).md
 
 clean:
 	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache
