@@ -29,7 +29,6 @@ import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,23 +39,17 @@ from pathlib import Path
 from segclust import imagecache
 from segclust.dvcstore import md5_of, object_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from git_source import module_at
+
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "9460dcb"  # three reads and a folder listing per hit
 
 
 def old_imagecache() -> types.ModuleType:
-    """``segclust/imagecache.py`` as it was at ``BEFORE``."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{BEFORE}:src/segclust/imagecache.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType("segclust_imagecache_before")
-    module.__file__ = imagecache.__file__  # its code fingerprint reads the package's files
-    sys.modules[module.__name__] = module  # its dataclass looks itself up there
-    exec(compile(source, f"{BEFORE}:src/segclust/imagecache.py", "exec"), module.__dict__)
-    return module
+    """``segclust/imagecache.py`` as it was at ``BEFORE`` (its code fingerprint reads the
+    package's files beside it)."""
+    return module_at(BEFORE, "src/segclust/imagecache.py", imagecache.__file__)
 
 
 def make_inputs(folder: Path, photos: int) -> list[tuple[str, list[Path]]]:

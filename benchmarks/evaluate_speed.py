@@ -56,6 +56,9 @@ from segclust.levels import REGION_SCORES
 from segclust.report import rounded
 from segclust.stages import evaluate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from git_source import module_at
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BSDS = ROOT.parent / "shared" / "data" / "bsds500"
 STAGES = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy")
@@ -69,16 +72,7 @@ BEFORE = "1e87485"  # the last commit before issue 22's work
 def old_boundaries() -> types.ModuleType:
     """``segclust.boundaries`` as it was at BEFORE (it imports NumPy, SciPy and skimage only),
     read from Git: the matching and thinning exactly as they ran."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{BEFORE}:src/segclust/boundaries.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    module = types.ModuleType("segclust_boundaries_before")
-    sys.modules[module.__name__] = module  # its dataclass looks itself up there
-    exec(compile(source, f"{BEFORE}:src/segclust/boundaries.py", "exec"), module.__dict__)
-    return module
+    return module_at(BEFORE, "src/segclust/boundaries.py")
 
 
 def old_evaluate_image(
