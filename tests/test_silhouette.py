@@ -277,34 +277,56 @@ def repeated_rows(seed: int, n: int, d: int, k: int) -> tuple[np.ndarray, np.nda
     ("n", "d", "n_query", "n_reference", "chunk_bytes"),
     [
         (3000, 3, 1000, 1500, 2**21),  # blocks of many rows
-        (3000, 3, 1000, 1500, 8 * 1600),  # blocks of one row: NumPy's matrix-vector product
+        (3000, 3, 1000, 1500, 8 * 1600),  # small blocks: two rows each
         (2000, 2, 73, 900, 8 * 4 * 920),  # 73 = 18 blocks of 4 + a last block of 1 query
         (2000, 2, 500, 900, 8 * 4 * 920),  # 41 distinct query rows = 10 blocks of 4 + 1
         (400, 1, 300, 200, 2**21),  # one column
         (500, 4, 500, 100, 2**21),  # every row a query: scored against every row
     ],
 )
-def test_a_query_sample_drawn_once_gives_the_same_bits(n, d, n_query, n_reference, chunk_bytes):
-    """Every query's s(i) (one differing bit in one would barely move the mean)."""
+def test_distinct_rows_give_the_plain_scores_to_rounding(n, d, n_query, n_reference, chunk_bytes):
+    """Every query's s(i) from distinct query and reference rows (distances weighted by
+    their counts) is the plain definition's, one distance per pair, within 1e-12: each
+    distance is the same bits as the plain loop's matrix product (blocks of two or more
+    rows; NumPy's matrix-vector path for a block of one rounds |q|² + |r|² - 2 q·r
+    differently, which between equal rows leaves a square root of rounding, ~1e-8 here)."""
     x, labels = repeated_rows(n, n, d, 4)
     queries = sil.draw_queries(x, n_query, seed=3)
     assert queries.rows.shape[0] < min(n_query, n)  # queries share rows here
+    plain, _ = sil._sampled_scores(x, labels, n_query, n_reference, 3, 2**21)
     settings = (labels, n_query, n_reference, 3, chunk_bytes)
-    by_block, _ = sil._sampled_scores(x, *settings)
     by_row, _ = sil._sampled_scores(x, *settings, queries=queries)
-    assert np.array_equal(by_row, by_block)
+    np.testing.assert_allclose(by_row, plain, rtol=0, atol=1e-12)
     kwargs = {"n_query": n_query, "n_reference": n_reference, "seed": 3, "chunk_bytes": chunk_bytes}
     assert silhouette_sampled(x, labels, queries=queries, **kwargs) == silhouette_sampled(
         x, labels, **kwargs
     )
 
 
+def test_the_reference_is_weighted_by_its_distinct_rows():
+    """A reference of 1,500 points drawn from 41 distinct rows is scored on at most
+    41 x 5 (row, cluster) columns, not 1,500: the work that makes the estimate cheaper."""
+    x, labels = repeated_rows(1, 3000, 3, 5)
+    per_cluster = np.array([300, 300, 300, 300, 300])
+    ref_x = x[np.concatenate([np.flatnonzero(labels == c)[:300] for c in range(5)])]
+    rows, counts, starts = sil._distinct_reference(ref_x, per_cluster)
+    assert rows.shape[0] <= 41 * 5 and counts.sum() == 1500
+    assert np.array_equal(np.add.reduceat(counts, starts), per_cluster)
+    for c in range(5):  # each cluster's rows and counts are its reference points', exactly
+        part = slice(starts[c], starts[c + 1] if c + 1 < 5 else None)
+        expected, expected_counts = np.unique(ref_x[300 * c : 300 * (c + 1)], axis=0,
+                                              return_counts=True)  # fmt: skip
+        assert np.array_equal(rows[part], expected)
+        assert np.array_equal(counts[part], expected_counts)
+
+
 def test_a_query_sample_gives_the_same_bits_when_sums_are_kept_in_parts(monkeypatch):
     x, labels = repeated_rows(1, 3000, 3, 5)
-    settings = (labels, 1000, 1500, 0, 8 * 3 * 1510)
-    expected, _ = sil._sampled_scores(x, *settings)
+    settings = (labels, 1000, 1500, 0, 8 * 3 * 210)
+    queries = sil.draw_queries(x, 1000, 0)
+    expected, _ = sil._sampled_scores(x, *settings, queries=queries)
     monkeypatch.setattr(sil, "_SCORE_BYTES", 8 * 5 * 7)  # a few rows' sums at a time
-    got, _ = sil._sampled_scores(x, *settings, queries=sil.draw_queries(x, 1000, 0))
+    got, _ = sil._sampled_scores(x, *settings, queries=queries)
     assert np.array_equal(got, expected)
 
 

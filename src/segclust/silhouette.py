@@ -20,8 +20,9 @@ Who does the work:
 * :func:`silhouette_sampled` - a seeded estimate with its standard error, for feature sets whose
   distinct rows are too many for the O(M²) exact score: query pixels scored against a
   reference sample stratified by cluster, distances from BLAS matrix products. A caller
-  scoring many labelings of one matrix draws the queries once (:func:`draw_queries`); their
-  distances are then computed once per distinct query row, to the same bits.
+  scoring many labelings of one matrix draws the queries once (:func:`draw_queries`). A
+  distance is computed once per distinct query row and distinct reference row (a smoothed
+  photo's colours repeat) and weighted by the reference row's count.
 """
 
 from __future__ import annotations
@@ -404,10 +405,12 @@ def silhouette_sampled(
 
     ``queries``: the query sample drawn beforehand by :func:`draw_queries` (same features,
     ``n_query`` and ``seed``), for a caller that scores many labelings of one feature
-    matrix (the tuner's trials): the queries are then not drawn again. Either way each
-    distinct query row's distances are computed once however many queries share it (a
-    smoothed photo's colours repeat), and the estimate is the same bits as scoring every
-    query in blocks (tests/test_silhouette.py).
+    matrix (the tuner's trials): the queries are then not drawn again. Either way a
+    distance is computed once per distinct query row and distinct reference row of a
+    cluster however many points share them (a smoothed photo's colours repeat: 1.1-2.1×
+    faster on BSDS photos, ``benchmarks/silhouette_rows.py``), weighted by the reference
+    row's count. Each distance is the same bits as one computed per pair; the sums differ
+    from a pair-by-pair sum in rounding only, within 1e-12 (tests/test_silhouette.py).
     """
     if queries is None:  # the same bits as the block loop, computed once per distinct row
         queries = draw_queries(features, n_query, seed)
@@ -461,25 +464,17 @@ def _sampled_scores(
             for c in range(k)
         ]
     )
-    ref_starts = np.concatenate([[0], np.cumsum(per_cluster)[:-1]])
     ref_x = features[reference].astype(np.float64)
-    ref_sq = np.einsum("ij,ij->i", ref_x, ref_x)
-
     query_cluster = cluster[query]
     own_in_reference = np.isin(query, reference).astype(np.float64)
-    chunk_rows = max(1, chunk_bytes // (8 * reference.size))
     if queries is not None:
         scores = _scores_by_distinct_row(
-            queries,
-            ref_x,
-            ref_starts,
-            chunk_rows,
-            query_cluster,
-            own_in_reference,
-            per_cluster,
-            totals,
+            queries, ref_x, chunk_bytes, query_cluster, own_in_reference, per_cluster, totals
         )
-    else:
+    else:  # the plain definition, one distance per (query, reference point)
+        ref_starts = np.concatenate([[0], np.cumsum(per_cluster)[:-1]])
+        ref_sq = np.einsum("ij,ij->i", ref_x, ref_x)
+        chunk_rows = max(1, chunk_bytes // (8 * reference.size))
         scores = np.empty(query.size)
         # one buffer for every block: a fresh one per block is mapped and faulted in afresh
         # outside the main thread (glibc's per-thread arenas), 3x slower in a Dask worker
@@ -531,31 +526,59 @@ def _query_scores(
     return _silhouette_values(a, b, totals[own])
 
 
+def _distinct_reference(
+    ref_x: np.ndarray, per_cluster: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference's distinct rows within each cluster: (rows, counts, each cluster's first
+    row). Rows in cluster order, as the reference is; two rows are one when their bits are.
+
+    A smoothed photo's reference repeats its colours (a 20,000-point reference of a BSDS
+    photo after mean shift holds 5,600-15,000 distinct rows), so each distance is computed
+    once per distinct row and weighted by its count.
+    """
+    k = per_cluster.size
+    cluster_of = np.repeat(np.arange(k, dtype=np.uint64), per_cluster)
+    keyed = np.column_stack([cluster_of, np.ascontiguousarray(ref_x).view(np.uint64)])
+    order = np.lexsort(keyed.T[::-1])  # by cluster, then by the row's bits
+    keyed = keyed[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = (keyed[1:] != keyed[:-1]).any(axis=1)
+    at = np.flatnonzero(first)
+    counts = np.diff(np.append(at, order.size))
+    rows = ref_x[order[at]]
+    starts = np.searchsorted(keyed[at, 0], np.arange(k, dtype=np.uint64))
+    return rows, counts, starts
+
+
 def _scores_by_distinct_row(
     queries: QuerySample,
     ref_x: np.ndarray,
-    ref_starts: np.ndarray,
-    chunk_rows: int,
+    chunk_bytes: int,
     query_cluster: np.ndarray,
     own_in_reference: np.ndarray,
     per_cluster: np.ndarray,
     totals: np.ndarray,
 ) -> np.ndarray:
-    """s(i) of every query, distances computed once per distinct query row.
+    """s(i) of every query, each distance computed once per distinct query row and distinct
+    reference row.
 
-    Bit for bit what the block loop of :func:`silhouette_sampled` gives: a row's BLAS
-    product does not depend on the other rows of its block as long as the block has two or
-    more rows (a one-row block takes NumPy's matrix-vector path, whose sums round
-    differently). So blocks here have two or more rows, and only where the block loop gives
-    a query a block of its own (its last block of one row, or every block when a block
-    holds one row) is that query computed alone too. The per-cluster sums of as many rows
-    as ``_SCORE_BYTES`` holds are kept, and their queries scored in one go.
+    Each distance is the same bits as in the block loop of :func:`_sampled_scores` (the same
+    |q|² + |r|² - 2 q·r, element by element); a cluster's sum is count × distance summed
+    over its distinct reference rows, so the sums, and the estimate, differ from the block
+    loop's only in rounding (within 1e-12, tests/test_silhouette.py). A block of query rows
+    holds ``chunk_bytes`` of distances; blocks have two or more rows (a one-row block would
+    take NumPy's matrix-vector path, which rounds differently), so a query's s(i) does not
+    depend on how the rows are grouped. The per-cluster sums of as many rows as
+    ``_SCORE_BYTES`` holds are kept, and their queries scored in one go.
     """
     n_query, n_distinct = queries.index.size, queries.rows.shape[0]
     k = totals.size
-    ref_sq = np.einsum("ij,ij->i", ref_x, ref_x)
-    ref_t = np.ascontiguousarray(ref_x.T)
-    block = np.empty((max(2, min(chunk_rows, n_distinct)), ref_x.shape[0]))
+    ref_rows, counts, ref_starts = _distinct_reference(ref_x, per_cluster)
+    weight = counts.astype(np.float64)
+    ref_sq = np.einsum("ij,ij->i", ref_rows, ref_rows)
+    ref_t = np.ascontiguousarray(ref_rows.T)
+    chunk_rows = max(2, chunk_bytes // (8 * ref_rows.shape[0]))
+    block = np.empty((min(chunk_rows, max(2, n_distinct)), ref_rows.shape[0]))
 
     def distance_sums(rows: np.ndarray) -> np.ndarray:
         dist = block[: rows.size]
@@ -564,40 +587,30 @@ def _scores_by_distinct_row(
         dist += ref_sq[None, :]
         np.maximum(dist, 0.0, out=dist)
         np.sqrt(dist, out=dist)
+        dist *= weight[None, :]
         return np.add.reduceat(dist, ref_starts, axis=1)
 
     scores = np.empty(n_query)
     group = chunk_rows * max(1, _SCORE_BYTES // (8 * k * chunk_rows))
-
-    def score(members: np.ndarray, sums: np.ndarray, first_row: int) -> None:
-        for lo in range(0, members.size, group):
-            part = members[lo : lo + group]
-            scores[part] = _query_scores(
-                sums[queries.row_of[part] - first_row],
-                query_cluster[part],
-                own_in_reference[part],
-                per_cluster,
-                totals,
-            )
-
-    alone = chunk_rows > 1 and n_query % chunk_rows == 1  # the block loop's last query
     by_row = np.argsort(queries.row_of, kind="stable")
-    if alone:
-        by_row = by_row[by_row != n_query - 1]
     bounds = np.searchsorted(queries.row_of[by_row], np.arange(n_distinct + 1))
     for start in range(0, n_distinct, group):
         stop = min(start + group, n_distinct)
         sums = np.empty((stop - start, k))
         for lo in range(start, stop, chunk_rows):
             rows = np.arange(lo, min(lo + chunk_rows, stop))
-            if chunk_rows > 1 and rows.size == 1:
+            if rows.size == 1:
                 sums[lo - start] = distance_sums(np.repeat(rows, 2))[0]  # a 2-row product
             else:
                 sums[lo - start : rows[-1] + 1 - start] = distance_sums(rows)
-        score(by_row[bounds[start] : bounds[stop]], sums, start)
-    if alone:
-        last = queries.row_of[n_query - 1]
-        score(np.array([n_query - 1]), distance_sums(np.array([last])), last)
+        members = by_row[bounds[start] : bounds[stop]]
+        scores[members] = _query_scores(
+            sums[queries.row_of[members] - start],
+            query_cluster[members],
+            own_in_reference[members],
+            per_cluster,
+            totals,
+        )
     return scores
 
 
