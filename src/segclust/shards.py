@@ -1,0 +1,234 @@
+"""Shards: the pipeline once per folder of photos, so that a new photo reruns one folder's stages.
+
+DVC hashes, caches and checks out every dependency and output file of a stage that reruns,
+whichever changed: adding one photo to 10,000 cost 41 s of DVC's own time on three stages
+that do nothing else, against 12 s with 10 shards of 1,000 and 21 s with 100 of 100
+(``benchmarks/results/dvc_shards.md``). So, for collections past about a thousand photos::
+
+    python -m segclust.shards --photos ../my_photos --size 1000 [--ground-truth ../truth]
+    dvc repro --downstream shards/dvc.yaml:features
+
+lays out ``shards/`` beside ``dvc.yaml``:
+
+- ``shards/dvc.yaml``: every stage of ``dvc.yaml`` but the training stages, once per shard
+  (DVC ``foreach`` over the shard names, ``wdir`` the shard's folder; ``src/`` and
+  ``models/`` dependencies point back to the project's), and ``shards/params.yaml``, a link
+  to ``params.yaml``, which the ``${...}`` in it read;
+- ``shards/<name>/``: links to the project's ``params.yaml``, ``models`` and per-image cache
+  (one cache for the project and every shard), and the shard's photos under ``data.root``
+  (and their ground truth under ``data.ground_truth``) as hard links, copies across devices.
+
+A stage runs in its shard's folder as it runs in the project's: the same code, params and
+relative paths, so every per-image output is the bytes the unsharded pipeline writes
+(``tests/test_shards.py``). Each shard has its own ``metrics/`` and ``plots/images/`` tables
+over its photos: ``dvc metrics show`` lists them all. Pooled summaries over every shard (one
+``metrics/evaluate.json`` for the whole collection) are not built yet.
+
+Photos go to shards in sorted order, ``size`` to a shard. Run again after adding photos to
+``--photos``: only the new ones are placed, filling the last shard and then new ones, so the
+shards already computed keep their photos and their DVC stages stay up to date. DVC's
+bookkeeping and a process start per stage grow with the number of shards, so keep them
+about a thousand photos each (the file above).
+
+Python's standard library does the work (``os.link``, ``shutil``); PyYAML reads and writes
+the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segclust.errors import SegclustError
+from segclust.groundtruth import ground_truth_files
+from segclust.imageio import list_images
+
+FOLDER = Path("shards")
+_BACK = "../../"  # from a shard's folder to the project's
+_PROJECT_PATHS = ("src/", "models/")  # dependencies that stay the project's own
+
+
+def shard_name(index: int) -> str:
+    """``s0000``, ``s0001``, ...: names that sort as the shards were made.
+
+    >>> shard_name(12)
+    's0012'
+    """
+    return f"s{index:04d}"
+
+
+def assign(current: dict[str, list[str]], photos: list[str], size: int) -> dict[str, list[str]]:
+    """The shards after placing ``photos`` (file names) that no shard holds yet.
+
+    Parameters
+    ----------
+    current : the shards as they are (name -> file names), possibly empty.
+    photos : every photo of the collection; those already in a shard stay where they are.
+    size : photos per shard; the last shard is filled first, then new shards are made.
+
+    Returns
+    -------
+    dict
+        Every shard (name -> sorted file names), the untouched ones included.
+
+    >>> assign({}, ["c.jpg", "a.jpg", "b.jpg"], 2)
+    {'s0000': ['a.jpg', 'b.jpg'], 's0001': ['c.jpg']}
+    >>> assign({"s0000": ["a.jpg", "b.jpg"], "s0001": ["c.jpg"]}, ["a.jpg", "d.jpg", "e.jpg"], 2)
+    {'s0000': ['a.jpg', 'b.jpg'], 's0001': ['c.jpg', 'd.jpg'], 's0002': ['e.jpg']}
+    """
+    if size < 1:
+        raise SegclustError(f"shard size must be >= 1, got {size}")
+    shards = {name: sorted(names) for name, names in sorted(current.items())}
+    placed = {photo for names in shards.values() for photo in names}
+    new = sorted(p for p in set(photos) if p not in placed)
+    while new:
+        last = next(reversed(shards), None)
+        if last is None or len(shards[last]) >= size:
+            last = shard_name(len(shards))
+            shards[last] = []
+        room = size - len(shards[last])
+        shards[last] = sorted(shards[last] + new[:room])
+        new = new[room:]
+    return shards
+
+
+def sharded_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, Any]:
+    """``shards/dvc.yaml`` from the project's ``dvc.yaml``: every stage that is not a
+    ``foreach`` (the model training) once per shard, run in the shard's folder.
+
+    >>> root = {"stages": {"cluster": {"cmd": "python -m x", "deps": ["data/features",
+    ...     "src/segclust/x.py"], "outs": ["data/labels"]}}}
+    >>> sharded_pipeline(root, ["s0000"])["stages"]["cluster"]["do"]["deps"]
+    ['data/features', '../../src/segclust/x.py']
+    """
+    stages = {}
+    for name, stage in pipeline["stages"].items():
+        if "foreach" in stage or "matrix" in stage:
+            continue  # trained once for the project, not per shard
+        do = copy.deepcopy(stage)
+        do["deps"] = [_project_path(dep) for dep in do.get("deps", [])]
+        do["wdir"] = "${item}"
+        stages[name] = {"foreach": list(shards), "do": do}
+    return {"stages": stages}
+
+
+def _project_path(dep: Any) -> Any:
+    """A dependency as seen from a shard's folder: the project's code and models stay the
+    project's; the rest (data, the shard's own outputs) is the shard's."""
+    if isinstance(dep, dict):
+        return {_project_path(key): value for key, value in dep.items()}
+    if isinstance(dep, str) and dep.startswith(_PROJECT_PATHS):
+        return _BACK + dep
+    return dep
+
+
+def _relative_inside(value: Any, key: str) -> Path:
+    """A params path that must name a folder inside each shard."""
+    if value is None:
+        raise SegclustError(f"{key} is not set; shards need a folder for it")
+    path = Path(str(value))
+    if path.is_absolute() or ".." in path.parts:
+        raise SegclustError(
+            f"{key} is {value!r}: shards need a relative path inside the project (each shard "
+            "holds its own photos there); set it to a folder such as data/samples"
+        )
+    return path
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:  # another device, or links not allowed
+        shutil.copy2(source, target)
+
+
+def _symlink(target: str, at: Path) -> None:
+    if not at.is_symlink():
+        at.symlink_to(target)
+
+
+def _current(into: Path, root: Path) -> dict[str, list[str]]:
+    """The shards on disk: name -> the photo files in its ``data.root``."""
+    if not into.is_dir():
+        return {}
+    return {
+        folder.name: sorted(p.name for p in (folder / root).iterdir() if p.is_file())
+        for folder in sorted(into.iterdir())
+        if folder.is_dir() and (folder / root).is_dir()
+    }
+
+
+def lay_out(
+    project: Path,
+    photos: Path,
+    size: int,
+    ground_truth: Path | None = None,
+    into: Path = FOLDER,
+) -> dict[str, list[str]]:
+    """Place every photo of ``photos`` that no shard holds yet, and (re)write the sharded
+    pipeline; back: the shards (name -> photo files). See the module's docstring."""
+    project = project.resolve()
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    data = params.get("data", {})
+    if data.get("images") is not None:
+        raise SegclustError("data.images lists photos by name; shards need it null")
+    root = _relative_inside(data.get("root"), "data.root")
+    truth = _relative_inside(data.get("ground_truth"), "data.ground_truth")
+    names = [p.name for p in list_images(photos, None, data.get("extensions", []))]
+    into = project / into
+    shards = assign(_current(into, root), names, size)
+    cache = Path(str(params.get("execution", {}).get("cache_dir", ".segclust-cache")))
+    if not cache.is_absolute():
+        (project / cache).mkdir(parents=True, exist_ok=True)
+    for name, files in shards.items():
+        folder = into / name
+        (folder / root).mkdir(parents=True, exist_ok=True)
+        (folder / truth).mkdir(parents=True, exist_ok=True)
+        _symlink(_BACK + "params.yaml", folder / "params.yaml")
+        _symlink(_BACK + "models", folder / "models")
+        if not cache.is_absolute():
+            _symlink(_BACK + cache.as_posix(), folder / cache)
+        for file in files:
+            _link_or_copy(photos / file, folder / root / file)
+            if ground_truth is not None:
+                for found in ground_truth_files(ground_truth, Path(file).stem):
+                    _link_or_copy(found, folder / truth / found.name)
+    pipeline = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
+    header = (
+        "# Written by `python -m segclust.shards` from ../dvc.yaml: edit that and run it again.\n"
+    )
+    text = yaml.safe_dump(sharded_pipeline(pipeline, list(shards)), sort_keys=False)
+    (into / "dvc.yaml").write_text(header + text, encoding="utf-8")
+    _symlink("../params.yaml", into / "params.yaml")
+    return shards
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m segclust.shards", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--photos", type=Path, required=True, help="the collection's folder")
+    parser.add_argument("--size", type=int, default=1000, help="photos per shard (1000)")
+    parser.add_argument("--ground-truth", type=Path, default=None)
+    parser.add_argument("--project", type=Path, default=Path("."))
+    args = parser.parse_args(argv)
+    try:
+        shards = lay_out(args.project, args.photos, args.size, args.ground_truth)
+    except SegclustError as exc:
+        print(f"shards: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    photos = sum(len(files) for files in shards.values())
+    print(f"{photos} photos in {len(shards)} shard(s) under {args.project / FOLDER}")
+
+
+if __name__ == "__main__":
+    main()

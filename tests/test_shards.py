@@ -1,0 +1,141 @@
+"""Shards (segclust.shards): photos placed stably, the pipeline derived per shard, and the
+real thing: `dvc repro` of the shards writes the unsharded pipeline's per-image bytes, and a
+photo added later leaves every other shard's stages up to date."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import yaml
+
+from segclust.errors import SegclustError
+from segclust.shards import assign, lay_out, sharded_pipeline
+from tests.conftest import (
+    commit_all,
+    copy_project,
+    sh,
+    three_region_bgr,
+    two_region_grey,
+    write_image,
+)
+
+
+def test_photos_keep_their_shard_and_new_ones_fill_the_last_first():
+    first = assign({}, [f"{i:02d}.png" for i in range(5)], 2)
+    assert first == {
+        "s0000": ["00.png", "01.png"],
+        "s0001": ["02.png", "03.png"],
+        "s0002": ["04.png"],
+    }
+    # "000.png" sorts before every placed photo: it still goes to the last shard
+    later = assign(first, [*(f"{i:02d}.png" for i in range(5)), "000.png", "99.png", "98.png"], 2)
+    assert {k: later[k] for k in first if k != "s0002"} == {
+        k: v for k, v in first.items() if k != "s0002"
+    }
+    assert later["s0002"] == ["000.png", "04.png"]
+    assert later["s0003"] == ["98.png", "99.png"]
+    with pytest.raises(SegclustError, match="shard size must be >= 1"):
+        assign({}, ["a.png"], 0)
+
+
+def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_project():
+    pipeline = {
+        "stages": {
+            "train": {"foreach": ["a"], "do": {"cmd": "train ${item}"}},
+            "cluster": {
+                "cmd": "python -m segclust.stages.cluster",
+                "deps": [
+                    "${data.root}",
+                    "data/features",
+                    "src/segclust/x.py",
+                    {"models/m.npz": {"cache": False}},
+                ],
+                "params": ["cluster"],
+                "outs": ["data/labels"],
+            },
+        }
+    }
+    sharded = sharded_pipeline(pipeline, ["s0000", "s0001"])["stages"]
+    assert list(sharded) == ["cluster"]
+    assert sharded["cluster"]["foreach"] == ["s0000", "s0001"]
+    do = sharded["cluster"]["do"]
+    assert do["wdir"] == "${item}"
+    assert do["deps"] == [
+        "${data.root}",
+        "data/features",
+        "../../src/segclust/x.py",
+        {"../../models/m.npz": {"cache": False}},
+    ]
+    assert do["outs"] == ["data/labels"] and do["params"] == ["cluster"]
+    assert pipeline["stages"]["cluster"]["deps"][2] == "src/segclust/x.py"  # not changed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"root": "/abs/photos"}, "data.root is '/abs/photos': shards need a relative path"),
+        ({"root": "../photos"}, "data.root is '../photos'"),
+        ({"images": ["a.png"]}, "data.images lists photos by name"),
+    ],
+)
+def test_a_data_root_outside_the_shard_is_refused_in_one_line(tmp_path, data, message):
+    params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
+                       "images": None, "extensions": [".png"], **data}}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", two_region_grey())
+    with pytest.raises(SegclustError, match=message):
+        lay_out(tmp_path, photos, 10)
+    assert not (tmp_path / "shards").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_path):
+    repo = copy_project(tmp_path / "repo")
+    samples = repo / "data" / "samples"
+    for image in samples.glob("*.*"):
+        if image.suffix != ".md":
+            image.unlink()
+    write_image(samples / "halves.png", two_region_grey(24, 32))
+    write_image(samples / "bands.jpg", three_region_bgr(30, 36))
+    photos = tmp_path / "photos"  # the collection, outside the project
+    shutil.copytree(samples, photos, ignore=shutil.ignore_patterns("*.md"))
+    commit_all(repo, "tiny copy")
+
+    def dvc(*args: str):
+        return sh(repo, sys.executable, "-m", "dvc", *args)
+
+    dvc("repro", "--allow-missing", "--downstream", "features")
+    shards_cli = (sys.executable, "-m", "segclust.shards", "--photos", str(photos))
+    sh(repo, *shards_cli, "--size", "1")
+    assert sorted(p.name for p in (repo / "shards").iterdir() if p.is_dir()) == ["s0000", "s0001"]
+    dvc("repro", "--allow-missing", "--downstream", "shards/dvc.yaml:features")
+
+    compared = 0
+    for shard, photo in (("s0000", "bands"), ("s0001", "halves")):
+        folder = repo / "shards" / shard
+        assert sorted(p.name for p in (folder / "data/samples").iterdir()) == [
+            next(photos.glob(f"{photo}.*")).name
+        ]
+        for path in sorted(folder.glob("data/*/**/*")) + sorted(folder.glob("plots/*/*")):
+            relative = path.relative_to(folder)
+            if not path.is_file() or relative.parts[1] in ("samples", "ground_truth", "images"):
+                continue
+            other = "halves" if photo == "bands" else "bands"
+            assert other not in path.name, relative  # a shard holds its own photo's files only
+            assert path.read_bytes() == (repo / relative).read_bytes(), relative
+            compared += 1
+    assert compared >= 20  # features, labels, tuned, studies, regions, hierarchy, renders...
+    tables = [repo / "shards" / s / "plots/images/cluster.csv" for s in ("s0000", "s0001")]
+    rows = [t.read_text().splitlines() for t in tables]
+    flat = (repo / "plots/images/cluster.csv").read_text().splitlines()
+    assert rows[0][0] == rows[1][0] == flat[0]  # the same columns
+    assert sorted(rows[0][1:] + rows[1][1:]) == flat[1:]  # each shard's rows, the flat table's
+
+    write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
+    sh(repo, *shards_cli, "--size", "1")
+    status = json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
+    assert status and all(name.endswith("@s0002") for name in status), status
