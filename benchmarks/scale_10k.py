@@ -221,6 +221,29 @@ class Memory:
 # what `make run` runs: every stage from `features` on (the boundary models are in Git; a
 # fresh clone has no cached outputs, so `--allow-missing` would skip every stage)
 REPRO = ("repro", "--downstream", "features")
+# the same over the shards that `python -m segclust.shards` lays out (``run --shards``)
+REPRO_SHARDS = ("repro", "--downstream", "shards/dvc.yaml:features")
+
+
+def stage_name(name: str) -> str:
+    """A stage's name without its pipeline file and shard: ``shards/dvc.yaml:tune@s0003``
+    is ``tune``.
+
+    >>> stage_name("shards/dvc.yaml:tune@s0003"), stage_name("features")
+    ('tune', 'features')
+    """
+    return name.rsplit(":", 1)[-1].split("@", 1)[0]
+
+
+def by_stage(spans: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Spans of the same stage in every shard added up (one row per stage in the tables)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, span in spans.items():
+        total = out.setdefault(stage_name(name), {"span": 0.0, "own": 0.0, "parts": 0})
+        total["span"] += span["span"]
+        total["own"] += span["own"]  # NaN while one of them still runs
+        total["parts"] = max(total["parts"], span["parts"])
+    return out
 
 
 def environment(repo: Path | None = None) -> dict[str, str]:
@@ -345,22 +368,41 @@ def joined(parts: list[tuple[float, list[tuple[float, str]], dict]]):
     return total, lines, memory
 
 
-def clone(into: Path, images: Path, truth: Path, execution: dict) -> Path:
+def clone(into: Path, images: Path, truth: Path, execution: dict, shard_size: int = 0) -> Path:
+    """A clone of this repository's last commit with the photos as its data: ``data.root``
+    pointed at them, or with ``shard_size``, laid out in shards of that many
+    (:func:`place_shards`)."""
     repo = into / "project"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["root"] = str(images)
-    params["data"]["ground_truth"] = str(truth)
+    if not shard_size:
+        params["data"]["root"] = str(images)
+        params["data"]["ground_truth"] = str(truth)
     params["execution"] = {**params["execution"], **execution}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if shard_size:
+        place_shards(repo, images, truth, shard_size)
     return repo
 
 
+def place_shards(repo: Path, images: Path, truth: Path, shard_size: int) -> None:
+    """``python -m segclust.shards`` in the clone: the photos no shard holds yet placed."""
+    subprocess.run(
+        [sys.executable, "-m", "segclust.shards", "--photos", str(images),
+         "--ground-truth", str(truth), "--size", str(shard_size)],
+        cwd=repo, env=environment(repo), check=True, capture_output=True,
+    )  # fmt: skip
+
+
 def per_image_seconds(repo: Path) -> dict[str, float]:
-    """Sum over images of each stage's per-image seconds (metrics/timings)."""
-    out = {}
-    for path in sorted((repo / "metrics" / "timings").glob("*.json")):
-        out[path.stem] = sum(json.loads(path.read_text()).get("seconds", {}).values())
+    """Sum over images of each stage's per-image seconds (metrics/timings), every shard's
+    added up."""
+    out: dict[str, float] = {}
+    timings = [*(repo / "metrics" / "timings").glob("*.json")]
+    timings += (repo / "shards").glob("*/metrics/timings/*.json")
+    for path in sorted(timings):
+        seconds = sum(json.loads(path.read_text()).get("seconds", {}).values())
+        out[path.stem] = out.get(path.stem, 0.0) + seconds
     return out
 
 
@@ -405,6 +447,7 @@ def run(args: argparse.Namespace, command: str) -> str:
         (truth / f"{left.stem}.mat").unlink(missing_ok=True)
     photos = sorted(p.stem for p in images.glob("*.jpg"))
     execution = {"jobs": args.jobs, "engine": args.engine}
+    repro = REPRO_SHARDS if args.shards else REPRO
     low, high = made_megapixels(args.photos)
     with contextlib.ExitStack() as stack:
         if args.workdir:
@@ -414,7 +457,12 @@ def run(args: argparse.Namespace, command: str) -> str:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.scratch)))
         repo = folder / "project"
         if not repo.is_dir():
-            clone(folder, images, truth, execution)
+            clone(folder, images, truth, execution, args.shards)
+        leftovers = list((repo / "shards").glob("*/data/*/s1?????.*"))
+        for left in leftovers:  # a killed run's extra photo, placed in a shard
+            left.unlink()
+        if leftovers:
+            place_shards(repo, images, truth, args.shards)
         journal = Journal(folder)
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
@@ -423,12 +471,18 @@ def run(args: argparse.Namespace, command: str) -> str:
             f"`{command}` at commit {commit}: {len(photos)} photos "
             f"({low}-{high} MP crops, flips and rescales of BSDS500 photos, "
             f"made by `scale_10k.py make`), default params, execution {execution}, "
-            f"{os.cpu_count()} cores.",
+            f"{os.cpu_count()} cores"
+            + (
+                f"; in shards of {args.shards} photos (`python -m segclust.shards`), each "
+                "stage's rows adding up its runs in every shard."
+                if args.shards
+                else "."
+            ),
             "",
         ]
-        total, lines, memory = journal.call("repro", repo, *REPRO, watch=True)
+        total, lines, memory = journal.call("repro", repo, *repro, watch=True)
         parts = journal.done["repro.parts"]
-        spans = stage_spans(lines, total)
+        spans = by_stage(stage_spans(lines, total))
         work = per_image_seconds(repo)
         resumed = [k for k, v in spans.items() if v["parts"] > 1]
         lines_out += [
@@ -465,7 +519,7 @@ def run(args: argparse.Namespace, command: str) -> str:
             *(f"| {k} | {gb:.2f} | {n} |" for k, (gb, n) in sorted(memory.items())),
             "",
         ]
-        noop, noop_lines, _ = journal.call("noop", repo, *REPRO)
+        noop, noop_lines, _ = journal.call("noop", repo, *repro)
         ran = [t for _, t in noop_lines if t.startswith("Running stage")]
         status, _, _ = journal.call("status", repo, "status")
         show, _, _ = journal.call("show", repo, "exp", "show", "--json")
@@ -484,10 +538,12 @@ def run(args: argparse.Namespace, command: str) -> str:
         if "added" not in journal.done:
             for log in folder.glob("added.part*"):  # killed while adding: start that again
                 log.unlink()
-            dvc(repo, *REPRO)  # back to the collection without it (nothing to do if it is)
+            dvc(repo, *repro)  # back to the collection without it (nothing to do if it is)
         extra = make(1, args.photos, 1, first=len(photos) + 100_000)[0]
         try:
-            added, added_lines, _ = journal.call("added", repo, *REPRO)
+            if args.shards and "added" not in journal.done:
+                place_shards(repo, images, truth, args.shards)
+            added, added_lines, _ = journal.call("added", repo, *repro)
             alone_dir = folder / "alone"
             if "alone" not in journal.done:  # always a fresh clone, even after a killed one
                 shutil.rmtree(alone_dir, ignore_errors=True)
@@ -501,7 +557,11 @@ def run(args: argparse.Namespace, command: str) -> str:
         finally:
             for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
                 (args.photos / sub / f"{extra}{suffix}").unlink(missing_ok=True)
-        added_spans = stage_spans(added_lines, added)
+            for placed in (repo / "shards").glob(f"*/data/*/{extra}.*"):  # its shard's links
+                placed.unlink()
+            if args.shards:  # and a shard made for it alone leaves the pipeline
+                place_shards(repo, images, truth, args.shards)
+        added_spans = by_stage(stage_spans(added_lines, added))
         lines_out += [
             f"**Adding one photo** to the {len(photos)}: `dvc repro` {added:.1f} s, against "
             f"{alone:.1f} s for the same photo alone in a fresh clone: "
@@ -521,7 +581,7 @@ def progress(folder: Path) -> str:
     if not parts:
         return f"no `dvc repro` logged in {folder} yet\n"
     total, lines, memory = joined(parts)
-    spans = stage_spans(lines, total)
+    spans = by_stage(stage_spans(lines, total))
     work = per_image_seconds(folder / "project")
     out = [
         f"`dvc repro` so far: {total:.0f} s in {len(parts)} part(s) (the one running or "
@@ -637,6 +697,14 @@ def main() -> None:
         default=None,
         help="keep the clone and the measurements here; the same command again resumes a run "
         "that was killed (default: a temporary folder under --scratch, removed at the end)",
+    )
+    runner.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="lay the photos out in shards of SIZE (`python -m segclust.shards`) and run "
+        "their pipeline; 0 (the default): one pipeline over the whole folder",
     )
     runner.add_argument("--out", type=Path, help="markdown results (appended)")
     args = parser.parse_args()

@@ -73,6 +73,30 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
     assert pipeline["stages"]["cluster"]["deps"][2] == "src/segclust/x.py"  # not changed
 
 
+def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
+    params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
+                       "images": None, "extensions": [".png"]}}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true"}}}))
+    photos = tmp_path / "photos"
+    for name in ("a", "b", "c"):
+        write_image(photos / f"{name}.png", two_region_grey())
+    assert list(lay_out(tmp_path, photos, 1)) == ["s0000", "s0001", "s0002"]
+    (tmp_path / "shards/s0002/data/samples/c.png").unlink()  # its only photo
+    (photos / "c.png").unlink()
+    shards = lay_out(tmp_path, photos, 1)
+    assert shards == {"s0000": ["a.png"], "s0001": ["b.png"]}
+    pipeline = yaml.safe_load((tmp_path / "shards/dvc.yaml").read_text())
+    assert pipeline["stages"]["s"]["foreach"] == ["s0000", "s0001"]
+    # a photo still in the collection but in no shard is placed again, after the last shard
+    (tmp_path / "shards/s0000/data/samples/a.png").unlink()
+    write_image(photos / "d.png", two_region_grey())
+    shards = lay_out(tmp_path, photos, 1)
+    assert shards == {"s0001": ["b.png"], "s0002": ["a.png"], "s0003": ["d.png"]}
+    pipeline = yaml.safe_load((tmp_path / "shards/dvc.yaml").read_text())
+    assert pipeline["stages"]["s"]["foreach"] == ["s0001", "s0002", "s0003"]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

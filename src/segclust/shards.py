@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def assign(current: dict[str, list[str]], photos: list[str], size: int) -> dict[
     while new:
         last = next(reversed(shards), None)
         if last is None or len(shards[last]) >= size:
-            last = shard_name(len(shards))
+            last = shard_name(1 + max((int(name[1:]) for name in shards), default=-1))
             shards[last] = []
         room = size - len(shards[last])
         shards[last] = sorted(shards[last] + new[:room])
@@ -157,14 +158,16 @@ def _symlink(target: str, at: Path) -> None:
 
 
 def _current(into: Path, root: Path) -> dict[str, list[str]]:
-    """The shards on disk: name -> the photo files in its ``data.root``."""
-    if not into.is_dir():
-        return {}
-    return {
-        folder.name: sorted(p.name for p in (folder / root).iterdir() if p.is_file())
-        for folder in sorted(into.iterdir())
-        if folder.is_dir() and (folder / root).is_dir()
-    }
+    """The shards on disk: name -> the photo files in its ``data.root``. A shard whose
+    photos were all removed is left out of the pipeline (its folder stays)."""
+    shards = {}
+    for folder in sorted(into.iterdir()) if into.is_dir() else []:
+        photos = folder / root
+        if re.fullmatch(r"s\d{4,}", folder.name) and photos.is_dir():
+            names = sorted(p.name for p in photos.iterdir() if p.is_file())
+            if names:
+                shards[folder.name] = names
+    return shards
 
 
 def lay_out(
