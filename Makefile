@@ -57,14 +57,17 @@ bench: setup-dev
 
 ## Ten thousand photos through one `dvc repro` (hours; needs ../shared/data and ~55 GB of
 ## disk beside the project). Killed half-way, the same command goes on where it stopped.
-## SIZE=0.05 0.15 for the issue's full size range (~80 GB); ENGINE=dask for a LocalCluster.
+## SIZE=0.05 0.15 for the issue's full size range (~80 GB); ENGINE=dask for a LocalCluster;
+## SHARDS=1000 for the pipeline over shards of 1,000 photos (python -m segclust.shards).
 SIZE ?= 0.05 0.08
 ENGINE ?= joblib
+SHARDS ?= 0
+SHARDED := $(if $(filter-out 0,$(SHARDS)),_shards$(SHARDS))
 bench-10k: setup-dev
 	test -d ../scale10k || python benchmarks/scale_10k.py make --count 10000 --out ../scale10k --megapixels $(SIZE)
 	python benchmarks/scale_10k.py run --photos ../scale10k --engine $(ENGINE) --jobs 2 \
-		--workdir ../scale10k-run-$(ENGINE) \
-		--out benchmarks/results/scale_10k$(if $(filter-out joblib,$(ENGINE)),_$(ENGINE)).md
+		--shards $(SHARDS) --workdir ../scale10k-run-$(ENGINE)$(SHARDED) \
+		--out benchmarks/results/scale_10k$(if $(filter-out joblib,$(ENGINE)),_$(ENGINE))$(SHARDED).md
 
 clean:
 	rm -rf $(VENV) dvc_plots .pytest_cache .ruff_cache

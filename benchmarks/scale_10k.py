@@ -12,12 +12,14 @@ Two steps:
     python benchmarks/scale_10k.py run --photos ../scale10k --engine joblib --jobs 2 \\
         --workdir ../scale10k-run --out benchmarks/results/scale_10k.md
 
-(``make bench-10k`` does both.) Disk: about 8 MB per 0.1 MP photo (DVC's hard-linked cache
-and the per-image cache share the outputs' bytes), so 10,000 photos at 0.05-0.15 MP need about
-80 GB; at 0.05-0.08 MP about 55 GB. With ``--workdir`` the clone and every measurement so far
-stay there, and the same command, run again after it was killed (a session that ends), goes on
-where it stopped: the killed ``dvc repro`` continues (the per-image cache keeps each photo
-finished) and its parts' times are added up.
+(``make bench-10k`` does both.) With ``run --shards 1000`` (``make bench-10k SHARDS=1000``) the
+clone lays the photos out in shards of 1,000 (``python -m segclust.shards``) and runs the
+pipeline over them; the tables add up each stage's runs in every shard. Disk: about 8 MB per 0.1
+MP photo (DVC's hard-linked cache and the per-image cache share the outputs' bytes), so 10,000
+photos at 0.05-0.15 MP need about 80 GB; at 0.05-0.08 MP about 55 GB. With ``--workdir`` the
+clone and every measurement so far stay there, and the same command, run again after it was
+killed (a session that ends), goes on where it stopped: the killed ``dvc repro`` continues (the
+per-image cache keeps each photo finished) and its parts' times are added up.
 
 ``run`` streams DVC's output with a time stamp per line: a stage's span runs from DVC's
 ``Running stage`` line to the next; the stage's own wall time is its ``done in N s`` line, so
@@ -569,7 +571,9 @@ def run(args: argparse.Namespace, command: str) -> str:
             + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in added_spans.items())
             + ".",
         ]
-        lines_out += million(len(photos), work, dvc_share, memory, noop, added, alone, args.jobs)
+        lines_out += million(
+            len(photos), work, dvc_share, memory, noop, added, alone, args.jobs, args.shards
+        )
     return "\n".join(lines_out) + "\n"
 
 
@@ -624,9 +628,12 @@ def million(
     added: float,
     alone: float,
     jobs: int,
+    shards: int = 0,
     photos: int = 1_000_000,
 ) -> list[str]:
-    """1 million photos, extrapolated linearly from this run's measurements (not measured)."""
+    """1 million photos, extrapolated linearly from this run's measurements (not measured).
+    With ``shards`` (photos per shard) a new photo reruns one shard, so its cost is not
+    extrapolated with the collection: only the visit of every shard (the no-op) grows."""
     core = sum(work.values()) / n  # per-image work, one core, every stage
     serial = dvc_share / n  # DVC's hashing and caching, in its one process
     scale = photos / n
@@ -649,17 +656,29 @@ def million(
         lines.append(f"| {workers} | {work_h:.1f} | {dvc_h:.1f} | {work_h + dvc_h:.1f} |")
     stage_peak = memory.get("stage", (float("nan"), 0))[0]
     worker_peak = max((gb for k, (gb, _) in memory.items() if k.startswith("worker")), default=0)
+    if shards:
+        lines += [
+            "",
+            f"- **Adding one photo**: here {added:.0f} s against {alone:.0f} s alone "
+            f"({added / alone:.2f}×), in shards of {shards}: it reruns one shard's stages, "
+            "whatever the collection's size. What grows with the collection is DVC visiting "
+            f"every shard's stages (the no-op below, {noop:.1f} s here), about "
+            f"{noop * scale / 60:.0f} min at 1 million.",
+        ]
+    else:
+        lines += [
+            "",
+            f"- **Adding one photo**: here {added:.0f} s against {alone:.0f} s alone. The part "
+            "that grows with the collection (DVC stating and looking up every output file, the "
+            f"stages keying and linking every photo) is {added - alone:.0f} s at {n} photos, so "
+            f"about {(added - alone) * scale / 3600:.1f} h at 1 million "
+            f"({added / alone + (added - alone) * (scale - 1) / alone:.0f}× the photo alone). "
+            "The 3× target holds while that part stays under twice the photo alone: up to about "
+            f"{shard_size(n, added, alone):,} photos on this line. Past that, split the "
+            "collection into shards of at most that many photos (`python -m segclust.shards`, "
+            "`run --shards`), so that a new photo touches one shard.",
+        ]
     lines += [
-        "",
-        f"- **Adding one photo**: here {added:.0f} s against {alone:.0f} s alone. The part "
-        "that grows with the collection (DVC stating and looking up every output file, the "
-        f"stages keying and linking every photo) is {added - alone:.0f} s at {n} photos, so "
-        f"about {(added - alone) * scale / 3600:.1f} h at 1 million "
-        f"({added / alone + (added - alone) * (scale - 1) / alone:.0f}× the photo alone). "
-        "The 3× target holds while that part stays under twice the photo alone: up to about "
-        f"{shard_size(n, added, alone):,} photos on this line. Past that, split the "
-        "collection into shards of at most that many photos, each its own DVC project (or a "
-        "`foreach` stage per shard folder), so that a new photo touches one shard.",
         f"- **No-op `dvc repro`**: {noop:.1f} s here, about {noop * scale / 60:.0f} min at "
         "1 million (DVC stats every output file).",
         f"- **Memory**: a worker peaked at {worker_peak:.2f} GB and does not grow with the "
