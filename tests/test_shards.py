@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -109,11 +110,32 @@ def test_a_data_root_outside_the_shard_is_refused_in_one_line(tmp_path, data, me
     params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
                        "images": None, "extensions": [".png"], **data}}  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {}}))
     photos = tmp_path / "photos"
     write_image(photos / "a.png", two_region_grey())
     with pytest.raises(SegclustError, match=message):
         lay_out(tmp_path, photos, 10)
     assert not (tmp_path / "shards").exists()  # nothing written
+
+
+def test_outside_a_project_or_without_photos_it_says_so_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "segclust.shards", "--photos", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    expected = f"shards: error: no params.yaml in {tmp_path}: run this in the project's folder"
+    assert done.stderr.strip() == expected
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"root": "data/samples",
+        "ground_truth": "data/ground_truth", "extensions": [".png"]}}))  # fmt: skip
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {}}))
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "segclust.shards", "--photos", "empty"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("shards: error: no images in empty"), done.stderr
 
 
 @pytest.mark.slow

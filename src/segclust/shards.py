@@ -180,6 +180,9 @@ def lay_out(
     """Place every photo of ``photos`` that no shard holds yet, and (re)write the sharded
     pipeline; back: the shards (name -> photo files). See the module's docstring."""
     project = project.resolve()
+    for needed in ("params.yaml", "dvc.yaml"):
+        if not (project / needed).is_file():
+            raise SegclustError(f"no {needed} in {project}: run this in the project's folder")
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     data = params.get("data", {})
     if data.get("images") is not None:
