@@ -68,6 +68,7 @@ GENERATED = (
     "data/studies",
     "data/regions",
     "data/hierarchy",
+    "data/evaluation",
 )
 # ... but for the trained boundary models, which a copy has as a user's clone has them: the
 # models in Git, their training stages' lock entries and metrics (the training split is not

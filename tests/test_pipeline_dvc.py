@@ -76,6 +76,7 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("data/studies/*"),
         *repo.glob("data/regions/*/*"),
         *repo.glob("data/hierarchy/*/*"),
+        *repo.glob("data/evaluation/*"),
         *repo.glob("plots/trials/*"),
         *repo.glob("plots/render/*"),
         repo / "metrics/cluster.json",

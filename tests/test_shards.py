@@ -9,11 +9,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from segclust.errors import SegclustError
-from segclust.shards import assign, lay_out, sharded_pipeline
+from segclust.shards import GATHERED, assign, lay_out, sharded_pipeline
 from tests.conftest import (
     commit_all,
     copy_project,
@@ -60,7 +61,12 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
         }
     }
     sharded = sharded_pipeline(pipeline, ["s0000", "s0001"])["stages"]
-    assert list(sharded) == ["cluster"]
+    assert list(sharded) == ["cluster", "gather"]
+    gather = sharded["gather"]
+    assert gather["cmd"] == "python -m segclust.stages.gather s0000 s0001"
+    assert {"s0000/metrics/evaluate.json", "s0001/plots/images/cluster.csv",
+            "s0001/data/evaluation"} <= set(gather["deps"])  # fmt: skip
+    assert {"../src/segclust/x.py", "../src/segclust/stages/gather.py"} <= set(gather["deps"])
     assert sharded["cluster"]["foreach"] == ["s0000", "s0001"]
     do = sharded["cluster"]["do"]
     assert do["wdir"] == "${item}"
@@ -149,13 +155,22 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     write_image(samples / "bands.jpg", three_region_bgr(30, 36))
     photos = tmp_path / "photos"  # the collection, outside the project
     shutil.copytree(samples, photos, ignore=shutil.ignore_patterns("*.md"))
+    halves, bands = np.zeros((24, 32), np.uint8), np.zeros((30, 36), np.uint8)
+    halves[:, 16:], bands[:, 12:24], bands[:, 24:] = 1, 1, 2
+    truth = tmp_path / "truth"
+    for folder in (truth, repo / "data" / "ground_truth"):
+        write_image(folder / "halves.png", halves)
+        write_image(folder / "bands.png", bands)
     commit_all(repo, "tiny copy")
 
     def dvc(*args: str):
         return sh(repo, sys.executable, "-m", "dvc", *args)
 
     dvc("repro", "--allow-missing", "--downstream", "features")
-    shards_cli = (sys.executable, "-m", "segclust.shards", "--photos", str(photos))
+    shards_cli = (
+        sys.executable, "-m", "segclust.shards", "--photos", str(photos), "--ground-truth",
+        str(truth),
+    )  # fmt: skip
     sh(repo, *shards_cli, "--size", "1")
     assert sorted(p.name for p in (repo / "shards").iterdir() if p.is_dir()) == ["s0000", "s0001"]
     dvc("repro", "--allow-missing", "--downstream", "shards/dvc.yaml:features")
@@ -168,20 +183,24 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
         ]
         for path in sorted(folder.glob("data/*/**/*")) + sorted(folder.glob("plots/*/*")):
             relative = path.relative_to(folder)
-            if not path.is_file() or relative.parts[1] in ("samples", "ground_truth", "images"):
+            skip = ("samples", "ground_truth", "images", "evaluation")  # the shard's own
+            if not path.is_file() or relative.parts[1] in skip:
                 continue
             other = "halves" if photo == "bands" else "bands"
             assert other not in path.name, relative  # a shard holds its own photo's files only
             assert path.read_bytes() == (repo / relative).read_bytes(), relative
             compared += 1
     assert compared >= 20  # features, labels, tuned, studies, regions, hierarchy, renders...
-    tables = [repo / "shards" / s / "plots/images/cluster.csv" for s in ("s0000", "s0001")]
-    rows = [t.read_text().splitlines() for t in tables]
-    flat = (repo / "plots/images/cluster.csv").read_text().splitlines()
-    assert rows[0][0] == rows[1][0] == flat[0]  # the same columns
-    assert sorted(rows[0][1:] + rows[1][1:]) == flat[1:]  # each shard's rows, the flat table's
+    # gather: the collection's tables and summaries, the unsharded pipeline's bytes
+    flat = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert flat["images_evaluated"] == 2 and "hierarchy_levels" in flat  # truth was scored
+    for stage in GATHERED:
+        for name in (f"metrics/{stage}.json", f"plots/images/{stage}.csv"):
+            assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
+    one = json.loads((repo / "shards/s0000/metrics/evaluate.json").read_text())
+    assert one["images_evaluated"] == 1  # a shard's own summary is of its photo only
 
     write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
     sh(repo, *shards_cli, "--size", "1")
     status = json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
-    assert status and all(name.endswith("@s0002") for name in status), status
+    assert status and all(name.endswith(("@s0002", ":gather")) for name in status), status

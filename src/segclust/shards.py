@@ -12,17 +12,19 @@ lays out ``shards/`` beside ``dvc.yaml``:
 
 - ``shards/dvc.yaml``: every stage of ``dvc.yaml`` but the training stages, once per shard
   (DVC ``foreach`` over the shard names, ``wdir`` the shard's folder; ``src/`` and
-  ``models/`` dependencies point back to the project's), and ``shards/params.yaml``, a link
-  to ``params.yaml``, which the ``${...}`` in it read;
+  ``models/`` dependencies point back to the project's), then ``gather``
+  (:mod:`segclust.stages.gather`), and ``shards/params.yaml``, a link to ``params.yaml``,
+  which the ``${...}`` in it read;
 - ``shards/<name>/``: links to the project's ``params.yaml``, ``models`` and per-image cache
   (one cache for the project and every shard), and the shard's photos under ``data.root``
   (and their ground truth under ``data.ground_truth``) as hard links, copies across devices.
 
 A stage runs in its shard's folder as it runs in the project's: the same code, params and
-relative paths, so every per-image output is the bytes the unsharded pipeline writes
-(``tests/test_shards.py``). Each shard has its own ``metrics/`` and ``plots/images/`` tables
-over its photos: ``dvc metrics show`` lists them all. Pooled summaries over every shard (one
-``metrics/evaluate.json`` for the whole collection) are not built yet.
+relative paths, so every per-image output is the bytes the unsharded pipeline writes. Each
+shard has its own ``metrics/`` and ``plots/images/`` tables over its photos; ``gather``
+writes ``shards/metrics/`` and ``shards/plots/images/`` over every photo, the bytes the
+unsharded pipeline writes for the whole collection (both checked by ``tests/test_shards.py``
+with a real ``dvc repro``).
 
 Photos go to shards in sorted order, ``size`` to a shard. Run again after adding photos to
 ``--photos``: only the new ones are placed, filling the last shard and then new ones, so the
@@ -54,6 +56,8 @@ from segclust.imageio import list_images
 FOLDER = Path("shards")
 _BACK = "../../"  # from a shard's folder to the project's
 _PROJECT_PATHS = ("src/", "models/")  # dependencies that stay the project's own
+# the stages whose tables and summaries `gather` pools over the shards
+GATHERED = ("boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate")
 
 
 def shard_name(index: int) -> str:
@@ -102,14 +106,19 @@ def assign(current: dict[str, list[str]], photos: list[str], size: int) -> dict[
 
 def sharded_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, Any]:
     """``shards/dvc.yaml`` from the project's ``dvc.yaml``: every stage that is not a
-    ``foreach`` (the model training) once per shard, run in the shard's folder.
+    ``foreach`` (the model training) once per shard, run in the shard's folder, and
+    ``gather``, which summarises every shard's photos together.
 
     >>> root = {"stages": {"cluster": {"cmd": "python -m x", "deps": ["data/features",
     ...     "src/segclust/x.py"], "outs": ["data/labels"]}}}
-    >>> sharded_pipeline(root, ["s0000"])["stages"]["cluster"]["do"]["deps"]
+    >>> sharded = sharded_pipeline(root, ["s0000"])["stages"]
+    >>> sharded["cluster"]["do"]["deps"]
     ['data/features', '../../src/segclust/x.py']
+    >>> sharded["gather"]["cmd"]
+    'python -m segclust.stages.gather s0000'
     """
     stages = {}
+    code: set[str] = set()
     for name, stage in pipeline["stages"].items():
         if "foreach" in stage or "matrix" in stage:
             continue  # trained once for the project, not per shard
@@ -117,7 +126,25 @@ def sharded_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, A
         do["deps"] = [_project_path(dep) for dep in do.get("deps", [])]
         do["wdir"] = "${item}"
         stages[name] = {"foreach": list(shards), "do": do}
+        code |= {d for d in stage.get("deps", []) if isinstance(d, str) and d.startswith("src/")}
+    stages["gather"] = _gather_stage(shards, code | {"src/segclust/stages/gather.py"})
     return {"stages": stages}
+
+
+def _gather_stage(shards: list[str], code: set[str]) -> dict[str, Any]:
+    """The stage that summarises every shard's photos together (run in ``shards/``): it reads
+    each shard's tables, summaries and evaluation parts (:mod:`segclust.stages.gather`); its
+    code dependencies are every stage's, a superset of its own imports."""
+    per_shard = [f"{s}/data/evaluation" for s in shards]
+    for stage in GATHERED:
+        per_shard += [f"{s}/metrics/{stage}.json" for s in shards]
+        per_shard += [f"{s}/plots/images/{stage}.csv" for s in shards]
+    return {
+        "cmd": "python -m segclust.stages.gather " + " ".join(shards),
+        "deps": per_shard + ["../" + path for path in sorted(code)],
+        "metrics": [{f"metrics/{stage}.json": {"cache": False}} for stage in GATHERED],
+        "plots": [{f"plots/images/{stage}.csv": {"cache": False}} for stage in GATHERED],
+    }
 
 
 def _project_path(dep: Any) -> Any:

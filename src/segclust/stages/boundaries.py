@@ -53,6 +53,7 @@ from segclust.stages._common import (
 from segclust.tables import spread
 
 log = logging.getLogger("segclust")
+TABLE_FIRST = ("boundary_share", "height", "width")  # plots/images/boundaries.csv's
 RETRAIN = "dvc repro train_boundaries"
 MODEL_RECORD = "model.json"
 
@@ -125,6 +126,15 @@ def resolve(settings: BoundariesConfig, spec: ModelSpec) -> str:
     return resolve_device(settings.device, "boundaries")
 
 
+def summary(per_image: dict[str, dict]) -> dict:
+    """The fields of ``metrics/boundaries.json`` that come from the images' rows (the rest is
+    the model's record; see :mod:`segclust.stages.gather`)."""
+    return {
+        "images": len(per_image),
+        "boundary_share": spread((r["boundary_share"] for r in per_image.values()), ("mean",)),
+    }
+
+
 def main(config: Config) -> None:
     settings = BoundariesConfig.from_dict(config.boundaries)
     model_path = settings.model_path()
@@ -159,13 +169,8 @@ def main(config: Config) -> None:
         "%d photo(s) with %s (%s, sha256 %s) on %s",
         len(per_image), settings.model, model_path, record["sha256"][:12], device,
     )  # fmt: skip
-    summary = {
-        **record,
-        "images": len(per_image),
-        "boundary_share": spread((r["boundary_share"] for r in per_image.values()), ("mean",)),
-    }
-    write_table("boundaries", per_image, first=("boundary_share", "height", "width"))
-    write_json(METRICS_DIR / "boundaries.json", summary)
+    write_table("boundaries", per_image, first=TABLE_FIRST)
+    write_json(METRICS_DIR / "boundaries.json", record | summary(per_image))
     write_timings("boundaries", timings)
 
 

@@ -37,6 +37,7 @@ from segclust.stages._common import (
 )
 
 log = logging.getLogger("segclust")
+TABLE_FIRST = ("algorithm", "n_clusters", "silhouette")  # plots/images/cluster.csv's first columns
 
 
 def cluster_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[str, dict, float]:
@@ -62,6 +63,12 @@ def cluster_image(entry: tuple[str, dict], config: Config, out: Path) -> tuple[s
     return stem, scores, round(time.perf_counter() - started, 3)
 
 
+def summary(per_image: dict[str, dict]) -> dict:
+    """``metrics/cluster.json``: every field comes from the images' rows (so shards' rows
+    give the collection's, :mod:`segclust.stages.gather`)."""
+    return summarise(per_image)
+
+
 def main(config: Config) -> None:
     # fail early, before any work; what "auto" chose is part of each image's cache key
     used = resolve_backend(config.backend, config.cluster.algorithm)
@@ -81,8 +88,8 @@ def main(config: Config) -> None:
             per_image[stem] = scores
             timings[stem] = seconds
             log.debug("%s: %s %s", stem, config.cluster.algorithm, describe(scores))
-    write_table("cluster", per_image, first=("algorithm", "n_clusters", "silhouette"))
-    write_json(METRICS_DIR / "cluster.json", summarise(per_image))
+    write_table("cluster", per_image, first=TABLE_FIRST)
+    write_json(METRICS_DIR / "cluster.json", summary(per_image))
     write_timings("cluster", timings)
 
 

@@ -21,16 +21,21 @@ Covering over images, mean PRI and VI, pooled boundary F, per segment map, and t
 hierarchy's ODS/OIS), so ``dvc exp show`` ranks experiments by agreement with people; and
 ``plots/images/evaluate.csv``, every score of every image (``<map>_<score>`` columns) with
 the silhouette of the clustering beside it (from ``plots/images/{cluster,tune}.csv``), which
-``dvc plots`` draws per image. Wall seconds per image go to ``metrics/timings/evaluate.json``
-(not an output, as for every stage: :func:`segclust.stages._base.write_timings`).
+``dvc plots`` draws per image; and ``data/evaluation/``, what the summary is computed from
+(every image's scores and boundary counts, :class:`EvaluationParts`), so that shards' photos
+are summarised together (:mod:`segclust.stages.gather`). Wall seconds per image go to
+``metrics/timings/evaluate.json`` (not an output, as for every stage:
+:func:`segclust.stages._base.write_timings`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -58,9 +63,13 @@ from segclust.stages._common import (
     IMAGES_DIR,
     METRICS_DIR,
     REGIONS_DIR,
+    atomic_dir,
     feature_entries,
+    json_bytes,
     map_cached,
+    read_json,
     run_stage,
+    save_npy,
     write_json,
     write_table,
     write_timings,
@@ -72,6 +81,7 @@ SCORES = ("covering", "pri", "vi", "ari", "boundary_p", "boundary_r", "boundary_
 # probabilities at which the learned thin boundary map is scored (Berkeley's own 99 cost
 # 6 times as much and move ODS F by well under 0.01)
 EDGE_THRESHOLDS = berkeley_thresholds(15)
+EVALUATION_DIR = Path("data/evaluation")  # what metrics/evaluate.json is computed from
 MAPS = {
     "configured": REGIONS_DIR / "configured",
     "tuned": REGIONS_DIR / "tuned",
@@ -95,14 +105,14 @@ def _flat_scores(scores: dict, labels: np.ndarray, humans: BoundaryMatcher) -> t
     return {k: rounded(scores[k]) for k in SCORES}, counts
 
 
-def _summary(per_image: dict, counts: dict[str, list], which: str) -> dict | None:
+def _summary(per_image: dict, counts: list[np.ndarray], which: str) -> dict | None:
     rows = [m[which] for m in per_image.values() if which in m]
     if not rows:
         return None
     out: dict = {"covering": spread(r["covering"] for r in rows)}
     out |= {k: rounded(np.mean([r[k] for r in rows])) for k in ("pri", "vi")}
     # boundary F over the data set sums the counts first, as Berkeley's benchmark does
-    out["boundary_f"] = rounded(boundary_scores(np.asarray(counts[which])[:, None, :]).ods_f)
+    out["boundary_f"] = rounded(boundary_scores(np.asarray(counts)[:, None, :]).ods_f)
     return out
 
 
@@ -130,6 +140,7 @@ COLUMNS = (
     "configured_silhouette",
     "tuned_silhouette",
 )
+TABLE_FIRST = ("n_annotators", *COLUMNS)  # plots/images/evaluate.csv's first columns
 
 
 def _edge_counts(stem: str, humans: BoundaryMatcher) -> np.ndarray | None:
@@ -199,65 +210,51 @@ def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
     return stem, [*ground_truth_files(gt_root, stem), *maps, *more]
 
 
-def main(config: Config) -> None:
-    gt_root = Path(config.data.ground_truth)
-    if not gt_root.is_dir():
-        raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
-    with_truth = []
-    missing = 0
-    for stem, _sidecar in feature_entries():
-        if ground_truth_files(gt_root, stem):  # read once, by the worker that scores it
-            with_truth.append(stem)
-        else:
-            missing += 1
-    levels = evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
-    per_image: dict[str, dict] = {}
-    counts: dict[str, list] = {which: [] for which in MAPS}
-    level_regions, level_boundaries, edge_counts = [], [], []
-    timings: dict[str, float] = {}
-    with logging_redirect_tqdm():
-        # the levels are a fixed grid: part of every image's key, not a function of the others
-        extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
-        for stem, entry, image_counts, regions, boundaries, edges, seconds in map_cached(
-            "evaluate",
-            config,
-            with_truth,
-            inputs_of=partial(_inputs, gt_root=gt_root),
-            image_fn=partial(evaluate_image, gt_root=gt_root, levels=levels),
-            outs={},
-            extra=extra,
-        ):
-            for which, value in image_counts.items():
-                counts[which].append(value)
-            if regions is not None:
-                level_regions.append(regions)
-                level_boundaries.append(boundaries)
-            if edges is not None:
-                edge_counts.append(edges)
-            per_image[stem] = entry
-            timings[stem] = seconds
-            log.debug(
-                "%s: %s",
-                stem,
-                ", ".join(
-                    f"{w} covering={entry[w]['covering']:.3f} pri={entry[w]['pri']:.3f} "
-                    f"vi={entry[w]['vi']:.3f} F={entry[w]['boundary_f']:.3f}"
-                    for w in MAPS
-                    if w in entry
-                ),
-            )
-    summary: dict = {
+@dataclass
+class EvaluationParts:
+    """What the summary of ``metrics/evaluate.json`` is computed from, per image: its scores,
+    each segment map's boundary counts, the hierarchy's counts at every level, the learned
+    edge map's counts. Kept in ``data/evaluation/`` (:func:`save_parts`), so that a summary
+    over several shards' photos is the one their photos give together
+    (:mod:`segclust.stages.gather`)."""
+
+    per_image: dict[str, dict] = field(default_factory=dict)
+    counts: dict[str, dict[str, np.ndarray]] = field(default_factory=lambda: {w: {} for w in MAPS})
+    levels_of: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    edges: dict[str, np.ndarray] = field(default_factory=dict)
+    missing: int = 0  # photos without ground truth
+
+    def merge(self, other: EvaluationParts) -> None:
+        """Add another shard's photos (shards hold different photos)."""
+        self.per_image |= other.per_image
+        for which in MAPS:
+            self.counts[which] |= other.counts[which]
+        self.levels_of |= other.levels_of
+        self.edges |= other.edges
+        self.missing += other.missing
+
+
+def evaluation_summary(
+    parts: EvaluationParts, levels: np.ndarray | None, segments: str
+) -> dict[str, Any]:
+    """``metrics/evaluate.json`` from the parts, photos taken in name order (so the sums, and
+    the bytes, do not depend on which worker finished first, or on shards)."""
+    stems = sorted(parts.per_image)
+    per_image = {stem: parts.per_image[stem] for stem in stems}
+    summary: dict[str, Any] = {
         "images_evaluated": len(per_image),
-        "images_without_ground_truth": missing,
-        "segments": config.regions.method,
+        "images_without_ground_truth": parts.missing,
+        "segments": segments,
     }
     for which in MAPS:
+        counts = [parts.counts[which][s] for s in stems if s in parts.counts[which]]
         mean = _summary(per_image, counts, which)
         if mean is not None:
             summary[which] = mean
-    if level_regions:
-        region = region_ods_ois(np.stack(level_regions), levels)
-        bound = boundary_scores(np.stack(level_boundaries), levels)
+    with_levels = [s for s in stems if s in parts.levels_of]
+    if with_levels and levels is not None:
+        region = region_ods_ois(np.stack([parts.levels_of[s][0] for s in with_levels]), levels)
+        bound = boundary_scores(np.stack([parts.levels_of[s][1] for s in with_levels]), levels)
         ods, ois = region["ods"], region["ois"]
         outside = [
             e["merges_outside_levels"] for e in per_image.values() if "merges_outside_levels" in e
@@ -272,19 +269,120 @@ def main(config: Config) -> None:
             | {"boundary_f": rounded(bound.ois_f)},
             "boundary_ap": rounded(bound.ap),
         }
-    if edge_counts:
-        edge = boundary_scores(np.stack(edge_counts), EDGE_THRESHOLDS)
+    with_edges = [s for s in stems if s in parts.edges]
+    if with_edges:
+        edge = boundary_scores(np.stack([parts.edges[s] for s in with_edges]), EDGE_THRESHOLDS)
         summary["learned_boundaries"] = {
-            "images": len(edge_counts),
-            "images_other_size": len(per_image) - len(edge_counts),
+            "images": len(with_edges),
+            "images_other_size": len(per_image) - len(with_edges),
             "ods_f": rounded(edge.ods_f),
             "ois_f": rounded(edge.ois_f),
             "ap": rounded(edge.ap),
             "ods_threshold": rounded(edge.ods_threshold),
         }
-    if not per_image:
+    return summary
+
+
+def save_parts(folder: Path, parts: EvaluationParts, levels: np.ndarray | None) -> None:
+    """The parts into ``folder``: ``parts.json`` (scores, which photos each array holds, the
+    levels) and one ``.npy`` per array, rows in photo name order."""
+    stems = sorted(parts.per_image)
+    index: dict[str, Any] = {
+        "per_image": {s: parts.per_image[s] for s in stems},
+        "missing": parts.missing,
+        "levels": None if levels is None else levels.tolist(),
+        "counts": {w: [s for s in stems if s in parts.counts[w]] for w in MAPS},
+        "levels_of": [s for s in stems if s in parts.levels_of],
+        "edges": [s for s in stems if s in parts.edges],
+    }
+    (folder / "parts.json").write_bytes(json_bytes(index))
+    arrays = {f"counts_{w}": [parts.counts[w][s] for s in index["counts"][w]] for w in MAPS}
+    arrays["level_regions"] = [parts.levels_of[s][0] for s in index["levels_of"]]
+    arrays["level_boundaries"] = [parts.levels_of[s][1] for s in index["levels_of"]]
+    arrays["edge_counts"] = [parts.edges[s] for s in index["edges"]]
+    for name, rows in arrays.items():
+        if rows:
+            save_npy(folder / f"{name}.npy", np.stack(rows))
+
+
+def load_parts(folder: Path) -> tuple[EvaluationParts, np.ndarray | None]:
+    """What :func:`save_parts` wrote: the parts and the levels."""
+    index = read_json(folder / "parts.json")
+
+    def rows(name: str, stems: list[str]) -> dict[str, np.ndarray]:
+        return dict(zip(stems, np.load(folder / f"{name}.npy"), strict=True)) if stems else {}
+
+    levels_of = dict(
+        zip(
+            index["levels_of"],
+            zip(
+                rows("level_regions", index["levels_of"]).values(),
+                rows("level_boundaries", index["levels_of"]).values(),
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
+    parts = EvaluationParts(
+        per_image=index["per_image"],
+        counts={w: rows(f"counts_{w}", index["counts"][w]) for w in MAPS},
+        levels_of=levels_of,
+        edges=rows("edge_counts", index["edges"]),
+        missing=index["missing"],
+    )
+    levels = None if index["levels"] is None else np.asarray(index["levels"], dtype=np.float64)
+    return parts, levels
+
+
+def main(config: Config) -> None:
+    gt_root = Path(config.data.ground_truth)
+    if not gt_root.is_dir():
+        raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
+    with_truth = []
+    parts = EvaluationParts()
+    for stem, _sidecar in feature_entries():
+        if ground_truth_files(gt_root, stem):  # read once, by the worker that scores it
+            with_truth.append(stem)
+        else:
+            parts.missing += 1
+    levels = evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
+    timings: dict[str, float] = {}
+    with logging_redirect_tqdm():
+        # the levels are a fixed grid: part of every image's key, not a function of the others
+        extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
+        for stem, entry, image_counts, regions, boundaries, edges, seconds in map_cached(
+            "evaluate",
+            config,
+            with_truth,
+            inputs_of=partial(_inputs, gt_root=gt_root),
+            image_fn=partial(evaluate_image, gt_root=gt_root, levels=levels),
+            outs={},
+            extra=extra,
+        ):
+            for which, value in image_counts.items():
+                parts.counts[which][stem] = value
+            if regions is not None:
+                parts.levels_of[stem] = (regions, boundaries)
+            if edges is not None:
+                parts.edges[stem] = edges
+            parts.per_image[stem] = entry
+            timings[stem] = seconds
+            log.debug(
+                "%s: %s",
+                stem,
+                ", ".join(
+                    f"{w} covering={entry[w]['covering']:.3f} pri={entry[w]['pri']:.3f} "
+                    f"vi={entry[w]['vi']:.3f} F={entry[w]['boundary_f']:.3f}"
+                    for w in MAPS
+                    if w in entry
+                ),
+            )
+    summary = evaluation_summary(parts, levels, config.regions.method)
+    if not parts.per_image:
         log.info("no ground truth found in %s; nothing to evaluate", gt_root)
-    write_table("evaluate", _table_rows(per_image), first=("n_annotators", *COLUMNS))
+    with atomic_dir(EVALUATION_DIR) as out:
+        save_parts(out, parts, levels)
+    write_table("evaluate", _table_rows(parts.per_image), first=TABLE_FIRST)
     write_json(METRICS_DIR / "evaluate.json", summary)
     write_timings("evaluate", timings)
 

@@ -52,6 +52,7 @@ from segclust.stages._common import (
 from segclust.tables import spread
 
 log = logging.getLogger("segclust")
+TABLE_FIRST = ("regions", "levels")  # plots/images/hierarchy.csv's first columns
 
 
 def _cluster_leaves(stem: str) -> np.ndarray:
@@ -131,6 +132,16 @@ def boundary_model_record() -> dict:
     return read_json(path)
 
 
+def summary(per_image: dict[str, dict]) -> dict:
+    """The fields of ``metrics/hierarchy.json`` that come from the images' rows (the rest is
+    the config's and the model's; see :mod:`segclust.stages.gather`)."""
+    return {
+        "images": len(per_image),
+        "regions": spread((e["regions"] for e in per_image.values()), COUNTS),
+        "levels": spread((e["levels"] for e in per_image.values()), ("mean",)),
+    }
+
+
 def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -158,18 +169,11 @@ def main(config: Config) -> None:
                 settings.cut,
                 counts["regions"],
             )
-    summary = {
-        "cut": settings.cut,
-        "edges": settings.edges,
-        "leaves": settings.leaves,
-        "images": len(per_image),
-        "regions": spread((e["regions"] for e in per_image.values()), COUNTS),
-        "levels": spread((e["levels"] for e in per_image.values()), ("mean",)),
-    }
+    settled = {"cut": settings.cut, "edges": settings.edges, "leaves": settings.leaves}
     if model is not None:
-        summary["boundary_model"] = {k: model[k] for k in ("model", "sha256", "device")}
-    write_table("hierarchy", per_image, first=("regions", "levels"))
-    write_json(METRICS_DIR / "hierarchy.json", summary)
+        settled["boundary_model"] = {k: model[k] for k in ("model", "sha256", "device")}
+    write_table("hierarchy", per_image, first=TABLE_FIRST)
+    write_json(METRICS_DIR / "hierarchy.json", settled | summary(per_image))
     write_timings("hierarchy", timings)
 
 

@@ -42,6 +42,7 @@ from segclust.tables import spread
 
 log = logging.getLogger("segclust")
 COLUMNS = ("configured_clusters", "configured_segments", "tuned_clusters", "tuned_segments")
+TABLE_FIRST = COLUMNS  # plots/images/regions.csv's first columns
 
 
 def _count(labels: np.ndarray) -> int:
@@ -72,6 +73,15 @@ def _inputs(entry: tuple[str, dict]) -> tuple[str, list[Path]]:
     return stem, [LABELS_DIR / f"{stem}.npy", TUNED_DIR / f"{stem}.npy"]
 
 
+def summary(per_image: dict[str, dict]) -> dict:
+    """The fields of ``metrics/regions.json`` that come from the images' rows (the rest is
+    the config's; see :mod:`segclust.stages.gather`)."""
+    out: dict = {"images": len(per_image)}
+    for key in ("configured_segments", "tuned_segments"):
+        out[key] = spread((e.get(key) for e in per_image.values()), COUNTS)
+    return out
+
+
 def main(config: Config) -> None:
     per_image: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -97,11 +107,8 @@ def main(config: Config) -> None:
                     if f"{w}_segments" in entry
                 ),
             )
-    summary: dict = {"method": config.regions.method, "images": len(per_image)}
-    for key in ("configured_segments", "tuned_segments"):
-        summary[key] = spread((e.get(key) for e in per_image.values()), COUNTS)
-    write_table("regions", per_image, first=COLUMNS)
-    write_json(METRICS_DIR / "regions.json", summary)
+    write_table("regions", per_image, first=TABLE_FIRST)
+    write_json(METRICS_DIR / "regions.json", {"method": config.regions.method} | summary(per_image))
     write_timings("regions", timings)
 
 

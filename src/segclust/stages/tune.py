@@ -57,6 +57,7 @@ from segclust.stages._common import (
 from segclust.tuning import study_journal_bytes, trials_table, tune_clustering
 
 log = logging.getLogger("segclust")
+TABLE_FIRST = ("status", "algorithm", "n_clusters", "silhouette")  # plots/images/tune.csv's
 
 
 def tune_image(
@@ -201,12 +202,18 @@ def main(config: Config) -> None:
             per_image[stem] = scores
             timings[stem] = seconds
             log.log(level, "%s", line)
-    summary = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
-    summary["images"] = len(per_image)
-    summary["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
-    write_table("tune", per_image, first=("status", "algorithm", "n_clusters", "silhouette"))
-    write_json(METRICS_DIR / "tune.json", summary)
+    write_table("tune", per_image, first=TABLE_FIRST)
+    write_json(METRICS_DIR / "tune.json", summary(per_image))
     write_timings("tune", timings)
+
+
+def summary(per_image: dict[str, dict]) -> dict:
+    """``metrics/tune.json``: the best scores of the images with a valid trial, and counts;
+    every field from the images' rows (see :mod:`segclust.stages.gather`)."""
+    out = summarise({k: v for k, v in per_image.items() if v["status"] == "ok"})
+    out["images"] = len(per_image)
+    out["images_without_valid_trial"] = sum(v["status"] != "ok" for v in per_image.values())
+    return out
 
 
 def _csv(rows: list[dict]) -> str:
