@@ -57,6 +57,8 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
                 ],
                 "params": ["cluster"],
                 "outs": ["data/labels"],
+                "metrics": [{"metrics/cluster.json": {"cache": False}}],
+                "plots": [{"plots/images/cluster.csv": {"cache": False, "x": "silhouette"}}],
             },
         }
     }
@@ -76,7 +78,16 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
         "../../src/segclust/x.py",
         {"../../models/m.npz": {"cache": False}},
     ]
-    assert do["outs"] == ["data/labels"] and do["params"] == ["cluster"]
+    assert do["params"] == ["cluster"]
+    # a shard's summary and table are plain outputs; gather's are the metrics and plots
+    assert do["outs"] == [
+        "data/labels",
+        {"metrics/cluster.json": {"cache": False}},
+        {"plots/images/cluster.csv": {"cache": False}},
+    ]
+    assert "metrics" not in do and "plots" not in do
+    assert {"metrics/cluster.json": {"cache": False}} in gather["metrics"]
+    assert {"plots/images/cluster.csv": {"cache": False, "x": "silhouette"}} in gather["plots"]
     assert pipeline["stages"]["cluster"]["deps"][2] == "src/segclust/x.py"  # not changed
 
 
@@ -199,6 +210,8 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
             assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
     one = json.loads((repo / "shards/s0000/metrics/evaluate.json").read_text())
     assert one["images_evaluated"] == 1  # a shard's own summary is of its photo only
+    shown = dvc("metrics", "show", "--json").stdout  # the collection's, not each shard's
+    assert "shards/metrics/evaluate.json" in shown and "s0000/metrics" not in shown
 
     write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
     sh(repo, *shards_cli, "--size", "1")

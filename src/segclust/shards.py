@@ -119,31 +119,41 @@ def sharded_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, A
     """
     stages = {}
     code: set[str] = set()
+    plots: dict[str, Any] = {}  # the tables' plot settings, for gather's pooled tables
     for name, stage in pipeline["stages"].items():
         if "foreach" in stage or "matrix" in stage:
             continue  # trained once for the project, not per shard
         do = copy.deepcopy(stage)
         do["deps"] = [_project_path(dep) for dep in do.get("deps", [])]
+        # a shard's summaries and tables are plain outputs: `dvc metrics show` and
+        # `dvc exp show` list gather's, over the whole collection, not one per shard
+        for kind in ("metrics", "plots"):
+            for out in do.pop(kind, []):
+                path, settings = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+                plots |= {path: settings} if kind == "plots" else {}
+                do.setdefault("outs", []).append({path: {"cache": settings.get("cache", True)}})
         do["wdir"] = "${item}"
         stages[name] = {"foreach": list(shards), "do": do}
         code |= {d for d in stage.get("deps", []) if isinstance(d, str) and d.startswith("src/")}
-    stages["gather"] = _gather_stage(shards, code | {"src/segclust/stages/gather.py"})
+    stages["gather"] = _gather_stage(shards, code | {"src/segclust/stages/gather.py"}, plots)
     return {"stages": stages}
 
 
-def _gather_stage(shards: list[str], code: set[str]) -> dict[str, Any]:
+def _gather_stage(shards: list[str], code: set[str], plots: dict[str, Any]) -> dict[str, Any]:
     """The stage that summarises every shard's photos together (run in ``shards/``): it reads
     each shard's tables, summaries and evaluation parts (:mod:`segclust.stages.gather`); its
-    code dependencies are every stage's, a superset of its own imports."""
+    code dependencies are every stage's, a superset of its own imports. Its tables are plots
+    as the project's are (``plots``: their settings in ``dvc.yaml``)."""
     per_shard = [f"{s}/data/evaluation" for s in shards]
     for stage in GATHERED:
         per_shard += [f"{s}/metrics/{stage}.json" for s in shards]
         per_shard += [f"{s}/plots/images/{stage}.csv" for s in shards]
+    tables = [f"plots/images/{stage}.csv" for stage in GATHERED]
     return {
         "cmd": "python -m segclust.stages.gather " + " ".join(shards),
         "deps": per_shard + ["../" + path for path in sorted(code)],
         "metrics": [{f"metrics/{stage}.json": {"cache": False}} for stage in GATHERED],
-        "plots": [{f"plots/images/{stage}.csv": {"cache": False}} for stage in GATHERED],
+        "plots": [{t: plots.get(t, {}) | {"cache": False}} for t in tables],
     }
 
 
