@@ -25,15 +25,15 @@ from typing import Any
 
 from segclust.errors import SegclustError
 from segclust.stages import boundaries, cluster, evaluate, hierarchy, regions, tune
-from segclust.stages._base import (
+from segclust.stages._common import (
+    IMAGES_DIR,
     METRICS_DIR,
-    json_bytes,
     read_json,
-    write_atomic,
+    write_json,
+    write_table,
 )
-from segclust.tables import read_table, table_bytes
+from segclust.tables import read_table
 
-IMAGES_DIR = Path("plots/images")
 # stage -> (its summary of the images' rows, its table's first columns)
 POOLED: dict[str, tuple[Callable[[dict[str, dict]], dict], tuple[str, ...]]] = {
     "boundaries": (boundaries.summary, boundaries.TABLE_FIRST),
@@ -81,15 +81,13 @@ def main(names: list[str]) -> None:
     if not names:
         raise SegclustError("name the shards to gather: python -m segclust.stages.gather s0000 ...")
     shards = [Path(name) for name in names]
-    IMAGES_DIR.mkdir(parents=True, exist_ok=True)
-    METRICS_DIR.mkdir(parents=True, exist_ok=True)
     for stage, (_summary, first) in POOLED.items():
         rows = pooled_rows(shards, stage)
-        write_atomic(IMAGES_DIR / f"{stage}.csv", table_bytes(rows, first))
-        write_atomic(METRICS_DIR / f"{stage}.json", json_bytes(pooled_summary(shards, stage, rows)))
+        write_table(stage, rows, first=first)
+        write_json(METRICS_DIR / f"{stage}.json", pooled_summary(shards, stage, rows))
     rows = pooled_rows(shards, "evaluate")
-    write_atomic(IMAGES_DIR / "evaluate.csv", table_bytes(rows, evaluate.TABLE_FIRST))
-    write_atomic(METRICS_DIR / "evaluate.json", json_bytes(pooled_evaluation(shards)))
+    write_table("evaluate", rows, first=evaluate.TABLE_FIRST)
+    write_json(METRICS_DIR / "evaluate.json", pooled_evaluation(shards))
     print(f"gather: {len(shards)} shard(s), {len(rows)} photo(s) evaluated", file=sys.stderr)
 
 
