@@ -546,6 +546,10 @@ def run(args: argparse.Namespace, command: str) -> str:
             if args.shards and "added" not in journal.done:
                 place_shards(repo, images, truth, args.shards)
             added, added_lines, _ = journal.call("added", repo, *repro)
+            landed = ""
+            for placed in (repo / "shards").glob(f"*/data/*/{extra}.jpg"):  # its shard's size
+                held = len(list(placed.parent.glob("*.jpg")))
+                landed = f" It landed in shard `{placed.parents[2].name}`, then {held} photos."
             alone_dir = folder / "alone"
             if "alone" not in journal.done:  # always a fresh clone, even after a killed one
                 shutil.rmtree(alone_dir, ignore_errors=True)
@@ -569,7 +573,8 @@ def run(args: argparse.Namespace, command: str) -> str:
             f"{alone:.1f} s for the same photo alone in a fresh clone: "
             f"**{added / alone:.2f}×**. Per stage (span / stage's own s): "
             + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in added_spans.items())
-            + ".",
+            + "."
+            + landed,
         ]
         lines_out += million(
             len(photos), work, dvc_share, memory, noop, added, alone, args.jobs, args.shards
