@@ -537,49 +537,94 @@ def run(args: argparse.Namespace, command: str) -> str:
             "",
         ]
         # one more photo: added to the folder, against that photo alone
-        if "added" not in journal.done:
-            for log in folder.glob("added.part*"):  # killed while adding: start that again
-                log.unlink()
-            dvc(repo, *repro)  # back to the collection without it (nothing to do if it is)
-        extra = make(1, args.photos, 1, first=len(photos) + 100_000)[0]
-        try:
-            if args.shards and "added" not in journal.done:
-                place_shards(repo, images, truth, args.shards)
-            added, added_lines, _ = journal.call("added", repo, *repro)
-            landed = ""
-            for placed in (repo / "shards").glob(f"*/data/*/{extra}.jpg"):  # its shard's size
-                held = len(list(placed.parent.glob("*.jpg")))
-                landed = f" It landed in shard `{placed.parents[2].name}`, then {held} photos."
-            alone_dir = folder / "alone"
-            if "alone" not in journal.done:  # always a fresh clone, even after a killed one
-                shutil.rmtree(alone_dir, ignore_errors=True)
-                for log in folder.glob("alone.part*"):
-                    log.unlink()
-                for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
-                    (alone_dir / sub).mkdir(parents=True)
-                    shutil.copy(args.photos / sub / f"{extra}{suffix}", alone_dir / sub)
-                clone(alone_dir, alone_dir / "images", alone_dir / "groundTruth", execution)
-            alone, _, _ = journal.call("alone", alone_dir / "project", *REPRO)
-        finally:
-            for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
-                (args.photos / sub / f"{extra}{suffix}").unlink(missing_ok=True)
-            for placed in (repo / "shards").glob(f"*/data/*/{extra}.*"):  # its shard's links
-                placed.unlink()
-            if args.shards:  # and a shard made for it alone leaves the pipeline
-                place_shards(repo, images, truth, args.shards)
+        added, alone, added_lines, held = add_one(
+            args, journal, repo, "added", repro, first=len(photos) + 100_000
+        )
         added_spans = by_stage(stage_spans(added_lines, added))
         lines_out += [
-            f"**Adding one photo** to the {len(photos)}: `dvc repro` {added:.1f} s, against "
-            f"{alone:.1f} s for the same photo alone in a fresh clone: "
+            f"**Adding one photo** to the {len(photos)}: `dvc {' '.join(repro)}` {added:.1f} s, "
+            f"against {alone:.1f} s for the same photo alone in a fresh clone: "
             f"**{added / alone:.2f}×**. Per stage (span / stage's own s): "
             + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in added_spans.items())
             + "."
-            + landed,
+            + (f" It landed in shard `{held[0]}`, then {held[1]} photos." if held else ""),
         ]
+        if args.shards:  # another new photo, running only the shard it landed in (and gather)
+            named, named_alone, named_lines, held = add_one(
+                args, journal, repo, "added_shard", repro, first=len(photos) + 100_001
+            )
+            named_spans = by_stage(stage_spans(named_lines, named))
+            lines_out += [
+                "",
+                f"**Adding one photo, naming its shard** (another new photo, so that the "
+                f"per-image cache does not hold it): `dvc repro --downstream "
+                f"shards/dvc.yaml:features@{held[0]}`, the command `python -m segclust.shards` "
+                f"prints, {named:.1f} s against {named_alone:.1f} s for the same photo alone in "
+                f"a fresh clone: **{named / named_alone:.2f}×**. It landed in shard "
+                f"`{held[0]}`, then {held[1]} photos. Per stage (span / stage's own s): "
+                + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in named_spans.items())
+                + ".",
+            ]
         lines_out += million(
             len(photos), work, dvc_share, memory, noop, added, alone, args.jobs, args.shards
         )
     return "\n".join(lines_out) + "\n"
+
+
+def add_one(
+    args: argparse.Namespace,
+    journal: Journal,
+    repo: Path,
+    name: str,
+    repro: tuple[str, ...],
+    first: int,
+) -> tuple[float, float, list[tuple[float, str]], tuple[str, int] | None]:
+    """One new photo (``make``'s photo number ``first``) added to the collection: the timed
+    ``dvc repro`` (journal step ``name``; for the step ``added_shard`` only the stages
+    downstream of the shard it landed in), the same photo alone in a fresh clone (step
+    ``name`` + ``_alone``; ``alone`` for the first), its lines, and the shard it landed in
+    with that shard's photo count (None unsharded). The photo leaves again afterwards."""
+    images, truth = args.photos / "images", args.photos / "groundTruth"
+    execution = {"jobs": args.jobs, "engine": args.engine}
+    alone_step = "alone" if name == "added" else f"{name}_alone"
+    folder = journal.folder
+    if name not in journal.done:
+        for log in folder.glob(f"{name}.part*"):  # killed while adding: start that again
+            log.unlink()
+        dvc(repo, *repro)  # back to the collection without it (nothing to do if it is)
+    extra = make(1, args.photos, 1, first=first)[0]
+    try:
+        if args.shards and name not in journal.done:
+            place_shards(repo, images, truth, args.shards)
+            for placed in (repo / "shards").glob(f"*/data/*/{extra}.jpg"):
+                held = len(list(placed.parent.glob("*.jpg")))
+                journal.done[f"{name}.in"] = [placed.parents[2].name, held]
+                journal.path.write_text(json.dumps(journal.done))
+        held = tuple(journal.done[f"{name}.in"]) if f"{name}.in" in journal.done else None
+        command = repro
+        if name == "added_shard":
+            if held is None:
+                raise SystemExit(f"the new photo {extra} is in no shard of {repo / 'shards'}")
+            command = ("repro", "--downstream", f"shards/dvc.yaml:features@{held[0]}")
+        added, added_lines, _ = journal.call(name, repo, *command)
+        alone_dir = folder / alone_step
+        if alone_step not in journal.done:  # always a fresh clone, even after a killed one
+            shutil.rmtree(alone_dir, ignore_errors=True)
+            for log in folder.glob(f"{alone_step}.part*"):
+                log.unlink()
+            for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
+                (alone_dir / sub).mkdir(parents=True)
+                shutil.copy(args.photos / sub / f"{extra}{suffix}", alone_dir / sub)
+            clone(alone_dir, alone_dir / "images", alone_dir / "groundTruth", execution)
+        alone, _, _ = journal.call(alone_step, alone_dir / "project", *REPRO)
+    finally:
+        for sub, suffix in (("images", ".jpg"), ("groundTruth", ".mat")):
+            (args.photos / sub / f"{extra}{suffix}").unlink(missing_ok=True)
+        for placed in (repo / "shards").glob(f"*/data/*/{extra}.*"):  # its shard's links
+            placed.unlink()
+        if args.shards:  # and a shard made for it alone leaves the pipeline
+            place_shards(repo, images, truth, args.shards)
+    return added, alone, added_lines, held
 
 
 def progress(folder: Path) -> str:

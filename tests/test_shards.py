@@ -214,6 +214,12 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     assert "shards/metrics/evaluate.json" in shown and "s0000/metrics" not in shown
 
     write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
-    sh(repo, *shards_cli, "--size", "1")
+    placed = sh(repo, *shards_cli, "--size", "1").stdout
     status = json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
     assert status and all(name.endswith(("@s0002", ":gather")) for name in status), status
+    # the command it prints runs the new shard and gather, and visits no other shard
+    hint = [line.split() for line in placed.splitlines() if line.startswith("  dvc repro")]
+    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:features@s0002"]], placed
+    ran = dvc(*hint[0][1:], "--allow-missing").stdout
+    assert "features@s0002" in ran and "gather" in ran and "@s0000" not in ran, ran
+    assert json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}") == {}
