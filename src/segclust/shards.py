@@ -307,6 +307,9 @@ def repro_hint(before: dict[str, list[str]], after: dict[str, list[str]]) -> str
     photos changed in shard(s) s0000; to run them and gather:
       dvc repro --downstream shards/dvc.yaml:features@s0000
     (after a change of code or params: dvc repro --downstream shards/dvc.yaml:features)
+    >>> print(repro_hint({"s0000": ["a.jpg"], "s0001": ["b.jpg"]}, {"s0000": ["a.jpg"]}))
+    shard(s) s0001 left; to pool the rest:
+      dvc repro shards/dvc.yaml:gather
     >>> print(repro_hint({"s0000": ["a.jpg"]}, {"s0000": ["a.jpg"]}))
     no shard changed (every shard: dvc repro --downstream shards/dvc.yaml:features)
     """
