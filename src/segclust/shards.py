@@ -301,7 +301,7 @@ def changed_shards(before: dict[str, list[str]], after: dict[str, list[str]]) ->
 def repro_hint(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
     """What to run after a lay-out: only the stages of the shards whose photos changed, and
     ``gather``, so that DVC does not visit every other shard's stages (a no-op over 10
-    shards of 1,000 photos costs about 14 s, ``benchmarks/results/scale_10k_shards1001.md``).
+    shards of 1,001 photos took 20 s, ``benchmarks/results/scale_10k_shards1001.md``).
 
     >>> print(repro_hint({}, {"s0000": ["a.jpg"]}))
     photos changed in shard(s) s0000; to run them and gather:
