@@ -19,6 +19,7 @@ NumPy do the work.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ def pooled_evaluation(shards: list[Path]) -> dict[str, Any]:
 def main(names: list[str]) -> None:
     if not names:
         raise SegclustError("name the shards to gather: python -m segclust.stages.gather s0000 ...")
+    started = time.perf_counter()
     shards = [Path(name) for name in names]
     for stage, (_summary, first) in POOLED.items():
         rows = pooled_rows(shards, stage)
@@ -89,6 +91,8 @@ def main(names: list[str]) -> None:
     write_table("evaluate", rows, first=evaluate.TABLE_FIRST)
     write_json(METRICS_DIR / "evaluate.json", pooled_evaluation(shards))
     print(f"gather: {len(shards)} shard(s), {len(rows)} photo(s) evaluated", file=sys.stderr)
+    # the line every stage ends with, which benchmarks/scale_10k.py reads as its own time
+    print(f"gather: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
