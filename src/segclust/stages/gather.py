@@ -18,14 +18,15 @@ NumPy do the work.
 
 from __future__ import annotations
 
+import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from segclust.errors import SegclustError
 from segclust.stages import boundaries, cluster, evaluate, hierarchy, regions, tune
+from segclust.stages._base import run_stage
 from segclust.stages._common import (
     IMAGES_DIR,
     METRICS_DIR,
@@ -34,6 +35,8 @@ from segclust.stages._common import (
     write_table,
 )
 from segclust.tables import read_table
+
+log = logging.getLogger("segclust")
 
 # stage -> (its summary of the images' rows, its table's first columns)
 POOLED: dict[str, tuple[Callable[[dict[str, dict]], dict], tuple[str, ...]]] = {
@@ -49,7 +52,10 @@ def pooled_rows(shards: list[Path], stage: str) -> dict[str, dict[str, Any]]:
     """Every shard's rows of ``plots/images/<stage>.csv``, ordered by image."""
     rows: dict[str, dict[str, Any]] = {}
     for shard in shards:
-        table = read_table(shard / IMAGES_DIR / f"{stage}.csv")
+        path = shard / IMAGES_DIR / f"{stage}.csv"
+        if not path.is_file():
+            raise SegclustError(f"{shard}: no {path.relative_to(shard)}; run its stages first")
+        table = read_table(path)
         twice = rows.keys() & table.keys()
         if twice:
             raise SegclustError(f"{shard}: photo(s) {sorted(twice)[:3]} also in another shard")
@@ -81,7 +87,6 @@ def pooled_evaluation(shards: list[Path]) -> dict[str, Any]:
 def main(names: list[str]) -> None:
     if not names:
         raise SegclustError("name the shards to gather: python -m segclust.stages.gather s0000 ...")
-    started = time.perf_counter()
     shards = [Path(name) for name in names]
     for stage, (_summary, first) in POOLED.items():
         rows = pooled_rows(shards, stage)
@@ -90,14 +95,14 @@ def main(names: list[str]) -> None:
     rows = pooled_rows(shards, "evaluate")
     write_table("evaluate", rows, first=evaluate.TABLE_FIRST)
     write_json(METRICS_DIR / "evaluate.json", pooled_evaluation(shards))
-    print(f"gather: {len(shards)} shard(s), {len(rows)} photo(s) evaluated", file=sys.stderr)
-    # the line every stage ends with, which benchmarks/scale_10k.py reads as its own time
-    print(f"gather: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    log.info("%d shard(s), %d photo(s) evaluated", len(shards), len(rows))
+
+
+def shard_names(_params: Path) -> list[str]:
+    """The shards to gather: the command line's arguments (gather reads no params)."""
+    return sys.argv[1:]
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except SegclustError as exc:
-        print(f"gather: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    # as every stage: one-line errors, exit 2, and the closing "done in N s" line
+    run_stage("gather", main, shard_names)
