@@ -548,15 +548,16 @@ def run(args: argparse.Namespace, command: str) -> str:
             f"**Adding one photo** to the {len(photos)}: `dvc {' '.join(repro)}` {added:.1f} s, "
             f"against {alone:.1f} s for the same photo alone in a fresh clone: "
             f"**{added / alone:.2f}×**. Per stage (span / stage's own s): "
-            + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in added_spans.items())
+            + per_stage(added_spans)
             + "."
             + (f" It landed in shard `{held[0]}`, then {held[1]} photos." if held else ""),
         ]
         named_add = None
         if args.shards:  # another new photo, running only the shard it landed in (and gather)
             named, named_alone, named_lines, held = add_one(
-                args, journal, repo, "added_shard", repro, first=len(photos) + 100_001
-            )
+                args, journal, repo, "added_shard", repro, first=len(photos) + 100_001,
+                name_shard=True,
+            )  # fmt: skip
             named_spans = by_stage(stage_spans(named_lines, named))
             named_add = (named, named_alone, named_spans.get("gather", {}).get("span", 0.0))
             lines_out += [
@@ -567,7 +568,7 @@ def run(args: argparse.Namespace, command: str) -> str:
                 f"prints, {named:.1f} s against {named_alone:.1f} s for the same photo alone in "
                 f"a fresh clone: **{named / named_alone:.2f}×**. It landed in shard "
                 f"`{held[0]}`, then {held[1]} photos. Per stage (span / stage's own s): "
-                + ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in named_spans.items())
+                + per_stage(named_spans)
                 + ".",
             ]
         lines_out += million(
@@ -577,6 +578,15 @@ def run(args: argparse.Namespace, command: str) -> str:
     return "\n".join(lines_out) + "\n"
 
 
+def per_stage(spans: dict[str, dict[str, float]]) -> str:
+    """``stage span/own`` for each stage, as the add-one lines give them.
+
+    >>> per_stage({"features": {"span": 5.46, "own": 0.6}})
+    'features 5.5/0.6'
+    """
+    return ", ".join(f"{k} {v['span']:.1f}/{v['own']:.1f}" for k, v in spans.items())
+
+
 def add_one(
     args: argparse.Namespace,
     journal: Journal,
@@ -584,10 +594,11 @@ def add_one(
     name: str,
     repro: tuple[str, ...],
     first: int,
+    name_shard: bool = False,
 ) -> tuple[float, float, list[tuple[float, str]], tuple[str, int] | None]:
     """One new photo (``make``'s photo number ``first``) added to the collection: the timed
-    ``dvc repro`` (journal step ``name``; for the step ``added_shard`` only the stages
-    downstream of the shard it landed in), the same photo alone in a fresh clone (step
+    ``dvc repro`` (journal step ``name``; with ``name_shard`` only the stages downstream of
+    the shard it landed in), the same photo alone in a fresh clone (step
     ``name`` + ``_alone``; ``alone`` for the first), its lines, and the shard it landed in
     with that shard's photo count (None unsharded). The photo leaves again afterwards."""
     images, truth = args.photos / "images", args.photos / "groundTruth"
@@ -603,12 +614,12 @@ def add_one(
         if args.shards and name not in journal.done:
             place_shards(repo, images, truth, args.shards)
             for placed in (repo / "shards").glob(f"*/data/*/{extra}.jpg"):
-                held = len(list(placed.parent.glob("*.jpg")))
-                journal.done[f"{name}.in"] = [placed.parents[2].name, held]
+                count = len(list(placed.parent.glob("*.jpg")))
+                journal.done[f"{name}.in"] = [placed.parents[2].name, count]
                 journal.path.write_text(json.dumps(journal.done))
         held = tuple(journal.done[f"{name}.in"]) if f"{name}.in" in journal.done else None
         command = repro
-        if name == "added_shard":
+        if name_shard:
             if held is None:
                 raise SystemExit(f"the new photo {extra} is in no shard of {repo / 'shards'}")
             command = ("repro", "--downstream", f"shards/dvc.yaml:features@{held[0]}")
