@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from segclust.errors import SegclustError
-from segclust.shards import GATHERED, assign, lay_out, sharded_pipeline
+from segclust.shards import GATHERED, assign, lay_out, placed, repro_hint, sharded_pipeline
 from tests.conftest import (
     commit_all,
     copy_project,
@@ -113,6 +113,29 @@ def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
     assert shards == {"s0001": ["b.png"], "s0002": ["a.png"], "s0003": ["d.png"]}
     pipeline = yaml.safe_load((tmp_path / "shards/dvc.yaml").read_text())
     assert pipeline["stages"]["s"]["foreach"] == ["s0001", "s0002", "s0003"]
+
+
+def test_a_photo_deleted_from_its_shard_names_that_shard_and_an_emptied_one_leaves(tmp_path):
+    params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
+                       "images": None, "extensions": [".png"]}}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true"}}}))
+    photos = tmp_path / "photos"
+    for name in ("a", "b", "c"):
+        write_image(photos / f"{name}.png", two_region_grey())
+    lay_out(tmp_path, photos, 2)
+    for gone in ("b", "c"):  # b from s0000 (a stays), c: s0001's only photo
+        (photos / f"{gone}.png").unlink()
+    (tmp_path / "shards/s0000/data/samples/b.png").unlink()
+    (tmp_path / "shards/s0001/data/samples/c.png").unlink()
+    before = placed(tmp_path)  # the last lay-out, not the folders as they are now
+    assert before == {"s0000": ["a.png", "b.png"], "s0001": ["c.png"]}
+    after = lay_out(tmp_path, photos, 2)
+    assert after == {"s0000": ["a.png"]}
+    assert repro_hint(before, after).splitlines()[1] == (
+        "  dvc repro --downstream shards/dvc.yaml:features@s0000"
+    )
+    assert placed(tmp_path) == after
 
 
 @pytest.mark.parametrize(
@@ -223,3 +246,20 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     ran = dvc(*hint[0][1:], "--allow-missing").stdout
     assert "features@s0002" in ran and "gather" in ran and "@s0000" not in ran, ran
     assert json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}") == {}
+    rows = (repo / "shards/plots/images/cluster.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 and any(row.startswith("later,") for row in rows), rows
+
+    # the photo dropped again (from the collection and its shard): s0002 leaves the pipeline,
+    # and the printed command pools the other two, the unsharded pipeline's bytes once more
+    (photos / "later.png").unlink()
+    (repo / "shards/s0002/data/samples/later.png").unlink()
+    placed = sh(repo, *shards_cli, "--size", "1").stdout
+    hint = [line.split() for line in placed.splitlines() if line.startswith("  dvc repro")]
+    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:gather"]], placed
+    assert "s0002 left" in placed, placed
+    ran = dvc(*hint[0][1:], "--allow-missing").stdout
+    assert "gather" in ran and "@s0" not in ran, ran
+    assert json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}") == {}
+    for stage in GATHERED:
+        for name in (f"metrics/{stage}.json", f"plots/images/{stage}.csv"):
+            assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
