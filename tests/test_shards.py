@@ -91,14 +91,21 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
     assert pipeline["stages"]["cluster"]["deps"][2] == "src/segclust/x.py"  # not changed
 
 
-def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
+def _project_of_three_photos(folder):
+    """A project of one stage and a collection of a.png, b.png, c.png beside it: the photos'
+    folder."""
     params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
                        "images": None, "extensions": [".png"]}}  # fmt: skip
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true"}}}))
-    photos = tmp_path / "photos"
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true"}}}))
+    photos = folder / "photos"
     for name in ("a", "b", "c"):
         write_image(photos / f"{name}.png", two_region_grey())
+    return photos
+
+
+def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
+    photos = _project_of_three_photos(tmp_path)
     assert list(lay_out(tmp_path, photos, 1)) == ["s0000", "s0001", "s0002"]
     (tmp_path / "shards/s0002/data/samples/c.png").unlink()  # its only photo
     (photos / "c.png").unlink()
@@ -116,13 +123,7 @@ def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
 
 
 def test_a_photo_deleted_from_its_shard_names_that_shard_and_an_emptied_one_leaves(tmp_path):
-    params = {"data": {"root": "data/samples", "ground_truth": "data/ground_truth",
-                       "images": None, "extensions": [".png"]}}  # fmt: skip
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true"}}}))
-    photos = tmp_path / "photos"
-    for name in ("a", "b", "c"):
-        write_image(photos / f"{name}.png", two_region_grey())
+    photos = _project_of_three_photos(tmp_path)
     lay_out(tmp_path, photos, 2)
     for gone in ("b", "c"):  # b from s0000 (a stays), c: s0001's only photo
         (photos / f"{gone}.png").unlink()
@@ -200,6 +201,17 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     def dvc(*args: str):
         return sh(repo, sys.executable, "-m", "dvc", *args)
 
+    def shards_status() -> dict:
+        return json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
+
+    def assert_gathered_is_unsharded():
+        for stage in GATHERED:
+            for name in (f"metrics/{stage}.json", f"plots/images/{stage}.csv"):
+                assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
+
+    def printed_commands(printed: str) -> list[list[str]]:
+        return [line.split() for line in printed.splitlines() if line.startswith("  dvc repro")]
+
     dvc("repro", "--allow-missing", "--downstream", "features")
     shards_cli = (
         sys.executable, "-m", "segclust.shards", "--photos", str(photos), "--ground-truth",
@@ -228,24 +240,22 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     # gather: the collection's tables and summaries, the unsharded pipeline's bytes
     flat = json.loads((repo / "metrics/evaluate.json").read_text())
     assert flat["images_evaluated"] == 2 and "hierarchy_levels" in flat  # truth was scored
-    for stage in GATHERED:
-        for name in (f"metrics/{stage}.json", f"plots/images/{stage}.csv"):
-            assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
+    assert_gathered_is_unsharded()
     one = json.loads((repo / "shards/s0000/metrics/evaluate.json").read_text())
     assert one["images_evaluated"] == 1  # a shard's own summary is of its photo only
     shown = dvc("metrics", "show", "--json").stdout  # the collection's, not each shard's
     assert "shards/metrics/evaluate.json" in shown and "s0000/metrics" not in shown
 
     write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
-    placed = sh(repo, *shards_cli, "--size", "1").stdout
-    status = json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
+    printed = sh(repo, *shards_cli, "--size", "1").stdout
+    status = shards_status()
     assert status and all(name.endswith(("@s0002", ":gather")) for name in status), status
     # the command it prints runs the new shard and gather, and visits no other shard
-    hint = [line.split() for line in placed.splitlines() if line.startswith("  dvc repro")]
-    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:features@s0002"]], placed
+    hint = printed_commands(printed)
+    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:features@s0002"]], printed
     ran = dvc(*hint[0][1:], "--allow-missing").stdout
     assert "features@s0002" in ran and "gather" in ran and "@s0000" not in ran, ran
-    assert json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}") == {}
+    assert shards_status() == {}
     rows = (repo / "shards/plots/images/cluster.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 and any(row.startswith("later,") for row in rows), rows
 
@@ -253,13 +263,11 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     # and the printed command pools the other two, the unsharded pipeline's bytes once more
     (photos / "later.png").unlink()
     (repo / "shards/s0002/data/samples/later.png").unlink()
-    placed = sh(repo, *shards_cli, "--size", "1").stdout
-    hint = [line.split() for line in placed.splitlines() if line.startswith("  dvc repro")]
-    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:gather"]], placed
-    assert "s0002 left" in placed, placed
+    printed = sh(repo, *shards_cli, "--size", "1").stdout
+    hint = printed_commands(printed)
+    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:gather"]], printed
+    assert "s0002 left" in printed, printed
     ran = dvc(*hint[0][1:], "--allow-missing").stdout
     assert "gather" in ran and "@s0" not in ran, ran
-    assert json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}") == {}
-    for stage in GATHERED:
-        for name in (f"metrics/{stage}.json", f"plots/images/{stage}.csv"):
-            assert (repo / "shards" / name).read_bytes() == (repo / name).read_bytes(), name
+    assert shards_status() == {}
+    assert_gathered_is_unsharded()

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import re
 import shutil
@@ -61,6 +60,7 @@ import yaml
 from segclust.errors import SegclustError
 from segclust.groundtruth import ground_truth_files
 from segclust.imageio import list_images
+from segclust.stages._base import read_json, write_json
 
 FOLDER = Path("shards")
 PLACED = "placed.json"  # the last lay-out (name -> photo files), beside shards/dvc.yaml
@@ -262,16 +262,10 @@ def lay_out(
     text = yaml.safe_dump(sharded_pipeline(pipeline, list(shards)), sort_keys=False)
     (into / "dvc.yaml").write_text(header + text, encoding="utf-8")
     _symlink("../params.yaml", into / "params.yaml")
-    _write_placed(into / PLACED, shards)
+    # the lay-out, so that the next run can tell which shards lost photos (their folders
+    # no longer show them) as well as which gained some
+    write_json(into / PLACED, shards)
     return shards
-
-
-def _write_placed(path: Path, shards: dict[str, list[str]]) -> None:
-    """Record the lay-out, so that the next run can tell which shards lost photos (their
-    folders no longer show them) as well as which gained some."""
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(shards, indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -304,7 +298,7 @@ def placed(project: Path, into: Path = FOLDER) -> dict[str, list[str]]:
     project = project.resolve()
     record = project / into / PLACED
     if record.is_file():
-        return json.loads(record.read_text(encoding="utf-8"))
+        return read_json(record)
     if not (project / "params.yaml").is_file():
         return {}
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
