@@ -224,15 +224,17 @@ class Memory:
 # fresh clone has no cached outputs, so `--allow-missing` would skip every stage)
 REPRO = ("repro", "--downstream", "features")
 # the same over the shards that `python -m segclust.shards` lays out (``run --shards``)
-REPRO_SHARDS = ("repro", "--downstream", "shards/dvc.yaml:features")
+REPRO_SHARDS = ("repro", "--downstream", "-R", "shards")
 
 
 def stage_name(name: str) -> str:
-    """A stage's name without its pipeline file and shard: ``shards/dvc.yaml:tune@s0003``
-    is ``tune``.
+    """A stage's name without its pipeline file and shard: ``shards/s0003/dvc.yaml:tune``
+    (and ``shards/dvc.yaml:tune@s0003``, a lay-out of one ``foreach``) is ``tune``.
 
-    >>> stage_name("shards/dvc.yaml:tune@s0003"), stage_name("features")
-    ('tune', 'features')
+    >>> stage_name("shards/s0003/dvc.yaml:tune"), stage_name("shards/dvc.yaml:tune@s0003")
+    ('tune', 'tune')
+    >>> stage_name("features")
+    'features'
     """
     return name.rsplit(":", 1)[-1].split("@", 1)[0]
 
@@ -564,7 +566,7 @@ def run(args: argparse.Namespace, command: str) -> str:
                 "",
                 f"**Adding one photo, naming its shard** (another new photo, so that the "
                 f"per-image cache does not hold it): `dvc repro --downstream "
-                f"shards/dvc.yaml:features@{held[0]}`, the command `python -m segclust.shards` "
+                f"shards/{held[0]}/dvc.yaml`, the command `python -m segclust.shards` "
                 f"prints, {named:.1f} s against {named_alone:.1f} s for the same photo alone in "
                 f"a fresh clone: **{named / named_alone:.2f}×**. It landed in shard "
                 f"`{held[0]}`, then {held[1]} photos. Per stage (span / stage's own s): "
@@ -622,7 +624,7 @@ def add_one(
         if name_shard:
             if held is None:
                 raise SystemExit(f"the new photo {extra} is in no shard of {repo / 'shards'}")
-            command = ("repro", "--downstream", f"shards/dvc.yaml:features@{held[0]}")
+            command = ("repro", "--downstream", f"shards/{held[0]}/dvc.yaml")
         added, added_lines, _ = journal.call(name, repo, *command)
         alone_dir = folder / alone_step
         if alone_step not in journal.done:  # always a fresh clone, even after a killed one

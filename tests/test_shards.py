@@ -14,7 +14,15 @@ import pytest
 import yaml
 
 from segclust.errors import SegclustError
-from segclust.shards import GATHERED, assign, lay_out, placed, repro_hint, sharded_pipeline
+from segclust.shards import (
+    GATHERED,
+    assign,
+    gather_pipeline,
+    lay_out,
+    placed,
+    repro_hint,
+    shard_pipeline,
+)
 from tests.conftest import (
     commit_all,
     copy_project,
@@ -62,16 +70,15 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
             },
         }
     }
-    sharded = sharded_pipeline(pipeline, ["s0000", "s0001"])["stages"]
-    assert list(sharded) == ["cluster", "gather"]
-    gather = sharded["gather"]
+    sharded = shard_pipeline(pipeline)["stages"]
+    assert list(sharded) == ["cluster"]  # one shard's pipeline: the same for every shard
+    gather = gather_pipeline(pipeline, ["s0000", "s0001"])["stages"]["gather"]
     assert gather["cmd"] == "python -m segclust.stages.gather s0000 s0001"
     assert {"s0000/metrics/evaluate.json", "s0001/plots/images/cluster.csv",
             "s0001/data/evaluation"} <= set(gather["deps"])  # fmt: skip
     assert {"../src/segclust/x.py", "../src/segclust/stages/gather.py"} <= set(gather["deps"])
-    assert sharded["cluster"]["foreach"] == ["s0000", "s0001"]
-    do = sharded["cluster"]["do"]
-    assert do["wdir"] == "${item}"
+    assert "train" not in gather["cmd"] and "wdir" not in sharded["cluster"]
+    do = sharded["cluster"]
     assert do["deps"] == [
         "${data.root}",
         "data/features",
@@ -104,22 +111,56 @@ def _project_of_three_photos(folder):
     return photos
 
 
+def _pipelines(project):
+    """The shards with a ``dvc.yaml``, and the shards ``gather`` pools."""
+    shards = sorted(p.parent.name for p in (project / "shards").glob("s*/dvc.yaml"))
+    gather = yaml.safe_load((project / "shards/dvc.yaml").read_text())["stages"]["gather"]
+    return shards, gather["cmd"].split()[3:]
+
+
 def test_a_shard_left_without_photos_leaves_the_pipeline(tmp_path):
     photos = _project_of_three_photos(tmp_path)
     assert list(lay_out(tmp_path, photos, 1)) == ["s0000", "s0001", "s0002"]
+    assert _pipelines(tmp_path) == (["s0000", "s0001", "s0002"],) * 2
+    shard = yaml.safe_load((tmp_path / "shards/s0001/dvc.yaml").read_text())
+    assert shard == {"stages": {"s": {"cmd": "true"}}}
+    (tmp_path / "shards/s0002/dvc.lock").write_text("schema: '2.0'\n")  # as DVC leaves it
     (tmp_path / "shards/s0002/data/samples/c.png").unlink()  # its only photo
     (photos / "c.png").unlink()
     shards = lay_out(tmp_path, photos, 1)
     assert shards == {"s0000": ["a.png"], "s0001": ["b.png"]}
-    pipeline = yaml.safe_load((tmp_path / "shards/dvc.yaml").read_text())
-    assert pipeline["stages"]["s"]["foreach"] == ["s0000", "s0001"]
+    assert _pipelines(tmp_path) == (["s0000", "s0001"],) * 2
+    assert not (tmp_path / "shards/s0002/dvc.lock").exists()  # DVC forgets it; its folder stays
+    assert (tmp_path / "shards/s0002/data/samples").is_dir()
     # a photo still in the collection but in no shard is placed again, after the last shard
     (tmp_path / "shards/s0000/data/samples/a.png").unlink()
     write_image(photos / "d.png", two_region_grey())
     shards = lay_out(tmp_path, photos, 1)
     assert shards == {"s0001": ["b.png"], "s0002": ["a.png"], "s0003": ["d.png"]}
-    pipeline = yaml.safe_load((tmp_path / "shards/dvc.yaml").read_text())
-    assert pipeline["stages"]["s"]["foreach"] == ["s0001", "s0002", "s0003"]
+    assert _pipelines(tmp_path) == (["s0001", "s0002", "s0003"],) * 2
+
+
+def test_a_lay_out_of_one_foreach_has_its_lock_split_over_the_shards(tmp_path):
+    photos = _project_of_three_photos(tmp_path)
+    (tmp_path / "shards/s0000/data/samples").mkdir(parents=True)
+    (tmp_path / "shards/s0001/data/samples").mkdir(parents=True)
+    for name, shard in (("a", "s0000"), ("b", "s0000"), ("c", "s0001")):
+        (tmp_path / f"shards/{shard}/data/samples/{name}.png").write_bytes(
+            (photos / f"{name}.png").read_bytes()
+        )
+    entry = {"cmd": "true", "outs": [{"path": "x", "md5": "0" * 32}]}
+    old = {"schema": "2.0", "stages": {"s@s0000": entry, "s@s0001": entry | {"cmd": "1"},
+                                        "s@s0009": entry, "gather": {"cmd": "g"}}}  # fmt: skip
+    (tmp_path / "shards/dvc.lock").write_text(yaml.safe_dump(old))
+    assert lay_out(tmp_path, photos, 2) == {"s0000": ["a.png", "b.png"], "s0001": ["c.png"]}
+    lock = yaml.safe_load((tmp_path / "shards/s0001/dvc.lock").read_text())
+    assert lock == {"schema": "2.0", "stages": {"s": entry | {"cmd": "1"}}}
+    assert yaml.safe_load((tmp_path / "shards/s0000/dvc.lock").read_text())["stages"] == {
+        "s": entry
+    }
+    # gather's entry stays; a shard without a folder (s0009) is dropped
+    kept = yaml.safe_load((tmp_path / "shards/dvc.lock").read_text())
+    assert kept == {"schema": "2.0", "stages": {"gather": {"cmd": "g"}}}
 
 
 def test_a_photo_deleted_from_its_shard_names_that_shard_and_an_emptied_one_leaves(tmp_path):
@@ -134,7 +175,7 @@ def test_a_photo_deleted_from_its_shard_names_that_shard_and_an_emptied_one_leav
     after = lay_out(tmp_path, photos, 2)
     assert after == {"s0000": ["a.png"]}
     assert repro_hint(before, after).splitlines()[1] == (
-        "  dvc repro --downstream shards/dvc.yaml:features@s0000"
+        "  dvc repro --downstream shards/s0000/dvc.yaml"
     )
     assert placed(tmp_path) == after
 
@@ -202,7 +243,7 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
         return sh(repo, sys.executable, "-m", "dvc", *args)
 
     def shards_status() -> dict:
-        return json.loads(dvc("status", "--json", "shards/dvc.yaml").stdout or "{}")
+        return json.loads(dvc("status", "--json", "-R", "shards").stdout or "{}")
 
     def assert_gathered_is_unsharded():
         for stage in GATHERED:
@@ -219,7 +260,7 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     )  # fmt: skip
     sh(repo, *shards_cli, "--size", "1")
     assert sorted(p.name for p in (repo / "shards").iterdir() if p.is_dir()) == ["s0000", "s0001"]
-    dvc("repro", "--allow-missing", "--downstream", "shards/dvc.yaml:features")
+    dvc("repro", "--allow-missing", "--downstream", "-R", "shards")
 
     compared = 0
     for shard, photo in (("s0000", "bands"), ("s0001", "halves")):
@@ -246,15 +287,40 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     shown = dvc("metrics", "show", "--json").stdout  # the collection's, not each shard's
     assert "shards/metrics/evaluate.json" in shown and "s0000/metrics" not in shown
 
+    # a lay-out of one `foreach` over the shards (as this module wrote them before): the
+    # next lay-out splits its lock, and DVC finds every stage up to date
+    shard_stages = yaml.safe_load((repo / "shards/s0000/dvc.yaml").read_text())["stages"]
+    old = {"stages": {name: {"foreach": ["s0000", "s0001"], "do": stage | {"wdir": "${item}"}}
+                      for name, stage in shard_stages.items()}}  # fmt: skip
+    old["stages"] |= yaml.safe_load((repo / "shards/dvc.yaml").read_text())["stages"]
+    lock = yaml.safe_load((repo / "shards/dvc.lock").read_text())
+    for shard in ("s0000", "s0001"):
+        for name, entry in yaml.safe_load((repo / f"shards/{shard}/dvc.lock").read_text())[
+            "stages"
+        ].items():
+            lock["stages"][f"{name}@{shard}"] = entry
+        for made in ("dvc.yaml", "dvc.lock"):
+            (repo / "shards" / shard / made).unlink()
+    (repo / "shards/dvc.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    (repo / "shards/dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert shards_status() == {}  # DVC reads the one-foreach lay-out as up to date
+    printed = sh(repo, *shards_cli, "--size", "1").stdout
+    assert "no shard changed" in printed, printed
+    assert (repo / "shards/s0001/dvc.lock").is_file() and "@" not in (
+        repo / "shards/dvc.lock"
+    ).read_text()
+    assert shards_status() == {}  # and the split one, with nothing rerun
+
     write_image(photos / "later.png", two_region_grey(26, 30, seed=5))
     printed = sh(repo, *shards_cli, "--size", "1").stdout
     status = shards_status()
-    assert status and all(name.endswith(("@s0002", ":gather")) for name in status), status
+    assert status and all(name.startswith("shards/s0002/") or name.endswith(":gather")
+                          for name in status), status  # fmt: skip
     # the command it prints runs the new shard and gather, and visits no other shard
     hint = printed_commands(printed)
-    assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:features@s0002"]], printed
+    assert hint == [["dvc", "repro", "--downstream", "shards/s0002/dvc.yaml"]], printed
     ran = dvc(*hint[0][1:], "--allow-missing").stdout
-    assert "features@s0002" in ran and "gather" in ran and "@s0000" not in ran, ran
+    assert "s0002/dvc.yaml:features" in ran and "gather" in ran and "shards/s0000" not in ran, ran
     assert shards_status() == {}
     rows = (repo / "shards/plots/images/cluster.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 and any(row.startswith("later,") for row in rows), rows
@@ -268,6 +334,6 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
     assert hint == [["dvc", "repro", "--downstream", "shards/dvc.yaml:gather"]], printed
     assert "s0002 left" in printed, printed
     ran = dvc(*hint[0][1:], "--allow-missing").stdout
-    assert "gather" in ran and "@s0" not in ran, ran
+    assert "gather" in ran and "shards/s0" not in ran, ran
     assert shards_status() == {}
     assert_gathered_is_unsharded()

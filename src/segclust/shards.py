@@ -6,39 +6,43 @@ that do nothing else, against 12 s with 10 shards of 1,000 and 21 s with 100 of 
 (``benchmarks/results/dvc_shards.md``). So, for collections past about a thousand photos::
 
     python -m segclust.shards --photos ../my_photos --size 1000 [--ground-truth ../truth]
-    dvc repro --downstream shards/dvc.yaml:features
+    dvc repro --downstream -R shards
 
 lays out ``shards/`` beside ``dvc.yaml``:
 
-- ``shards/dvc.yaml``: every stage of ``dvc.yaml`` but the training stages, once per shard
-  (DVC ``foreach`` over the shard names, ``wdir`` the shard's folder; ``src/`` and
-  ``models/`` dependencies point back to the project's), then ``gather``
-  (:mod:`segclust.stages.gather`), and ``shards/params.yaml``, a link to ``params.yaml``,
-  which the ``${...}`` in it read;
-- ``shards/<name>/``: links to the project's ``params.yaml``, ``models`` and per-image cache
-  (one cache for the project and every shard), and the shard's photos under ``data.root``
-  (and their ground truth under ``data.ground_truth``) as hard links, copies across devices;
+- ``shards/<name>/dvc.yaml`` (:func:`shard_pipeline`): every stage of ``dvc.yaml`` but the
+  training stages, run in the shard's folder; ``src/`` and ``models/`` dependencies point
+  back to the project's. One pipeline file, so one ``dvc.lock``, per shard: DVC rereads and
+  rewrites a stage's lock file after every stage, and one lock over 20 shards (a
+  ``foreach``) cost about 6 s a stage (``benchmarks/results/scale_10k_shards501.md``);
+- ``shards/<name>/``: links to the project's ``params.yaml`` (which the stages' ``params``
+  and ``${...}`` read), ``models`` and per-image cache (one cache for the project and every
+  shard), and the shard's photos under ``data.root`` (and their ground truth under
+  ``data.ground_truth``) as hard links, copies across devices;
+- ``shards/dvc.yaml``: ``gather`` alone (:mod:`segclust.stages.gather`), and
+  ``shards/params.yaml``, a link to ``params.yaml``;
 - ``shards/placed.json``: the lay-out (name -> photo files), from which the next run tells
   which shards changed.
 
 A stage runs in its shard's folder as it runs in the project's: the same code, params and
-relative paths, so every per-image output is the bytes the unsharded pipeline writes. Each
-shard has its own ``metrics/`` and ``plots/images/`` tables over its photos; ``gather``
-writes ``shards/metrics/`` and ``shards/plots/images/`` over every photo, the bytes the
-unsharded pipeline writes for the whole collection (both checked by ``tests/test_shards.py``
-with a real ``dvc repro``).
+relative paths, so every per-image output is the bytes the unsharded pipeline writes (and
+the per-image cache keys them alike, on the stage's own params). Each shard has its own
+``metrics/`` and ``plots/images/`` tables over its photos; ``gather`` writes
+``shards/metrics/`` and ``shards/plots/images/`` over every photo, the bytes the unsharded
+pipeline writes for the whole collection (both checked by ``tests/test_shards.py`` with a
+real ``dvc repro``).
 
 Photos go to shards in sorted order, ``size`` to a shard. Run again after adding photos to
 ``--photos``: only the new ones are placed, filling the last shard and then new ones, so the
 shards already computed keep their photos and their DVC stages stay up to date. It prints
-the ``dvc repro --downstream shards/dvc.yaml:features@<name>`` that runs only the shards whose
-photos changed, and ``gather``, without DVC visiting every other shard's stages. To drop a
-photo, delete it from ``--photos`` and from its shard; a shard left with none leaves the
-pipeline (its folder stays), and ``gather`` pools the others. DVC's
-bookkeeping and a process start per stage grow with the number of shards, so keep them
-about a thousand photos each (the file above): in shards of 501 rather than 1001, adding a
-photo to 10,000 cost 70 s rather than 49 s, as every stage's update of ``shards/dvc.lock``
-reparses every shard's entries (``benchmarks/results/scale_10k_shards501.md``).
+the ``dvc repro --downstream shards/<name>/dvc.yaml`` that runs only the shards whose photos
+changed, and ``gather``, without DVC visiting every other shard's stages. To drop a photo,
+delete it from ``--photos`` and from its shard; a shard left with none leaves the pipeline
+(its ``dvc.yaml`` and ``dvc.lock`` are removed, its outputs stay), and ``gather`` pools the
+others. A lay-out written before one ``dvc.yaml`` per shard (``shards/dvc.yaml`` with a
+``foreach``) is rewritten so, its ``dvc.lock`` entries moved to the shards' own, so that no
+stage reruns for it. Keep shards about a thousand photos each (the file above): DVC's
+bookkeeping and a process start per stage grow with the number of shards.
 
 Python's standard library does the work (``os.link``, ``shutil``); PyYAML reads and writes
 the pipeline.
@@ -64,6 +68,7 @@ from segclust.stages._base import read_json, write_json
 
 FOLDER = Path("shards")
 PLACED = "placed.json"  # the last lay-out (name -> photo files), beside shards/dvc.yaml
+_SHARD = re.compile(r"s\d{4,}")  # a shard's folder name (shard_name)
 _BACK = "../../"  # from a shard's folder to the project's
 _PROJECT_PATHS = ("src/", "models/")  # dependencies that stay the project's own
 # the stages whose tables and summaries `gather` pools over the shards
@@ -114,39 +119,60 @@ def assign(current: dict[str, list[str]], photos: list[str], size: int) -> dict[
     return shards
 
 
-def sharded_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, Any]:
-    """``shards/dvc.yaml`` from the project's ``dvc.yaml``: every stage that is not a
-    ``foreach`` (the model training) once per shard, run in the shard's folder, and
-    ``gather``, which summarises every shard's photos together.
+def shard_pipeline(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """A shard's ``dvc.yaml`` (``shards/<name>/dvc.yaml``, the same for every shard) from the
+    project's: every stage that is not a ``foreach`` (the model training, done once for the
+    project) as it is, its ``src/`` and ``models/`` dependencies pointing back at the
+    project's, its summaries and tables plain outputs.
+
+    Each shard has its own ``dvc.yaml`` and so its own ``dvc.lock``: DVC rereads and rewrites
+    the lock of a stage's pipeline after every stage, and one lock for every shard (a
+    ``foreach``) made that cost grow with the number of shards
+    (``benchmarks/results/scale_10k_shards501.md``).
 
     >>> root = {"stages": {"cluster": {"cmd": "python -m x", "deps": ["data/features",
     ...     "src/segclust/x.py"], "outs": ["data/labels"]}}}
-    >>> sharded = sharded_pipeline(root, ["s0000"])["stages"]
-    >>> sharded["cluster"]["do"]["deps"]
+    >>> shard_pipeline(root)["stages"]["cluster"]["deps"]
     ['data/features', '../../src/segclust/x.py']
-    >>> sharded["gather"]["cmd"]
-    'python -m segclust.stages.gather s0000'
     """
     stages = {}
-    code: set[str] = set()
-    plots: dict[str, Any] = {}  # the tables' plot settings, for gather's pooled tables
     for name, stage in pipeline["stages"].items():
         if "foreach" in stage or "matrix" in stage:
             continue  # trained once for the project, not per shard
         do = copy.deepcopy(stage)
-        do["deps"] = [_project_path(dep) for dep in do.get("deps", [])]
+        if "deps" in do:
+            do["deps"] = [_project_path(dep) for dep in do["deps"]]
         # a shard's summaries and tables are plain outputs: `dvc metrics show` and
         # `dvc exp show` list gather's, over the whole collection, not one per shard
         for kind in ("metrics", "plots"):
             for out in do.pop(kind, []):
                 path, settings = next(iter(out.items())) if isinstance(out, dict) else (out, {})
-                plots |= {path: settings} if kind == "plots" else {}
                 do.setdefault("outs", []).append({path: {"cache": settings.get("cache", True)}})
-        do["wdir"] = "${item}"
-        stages[name] = {"foreach": list(shards), "do": do}
-        code |= {d for d in stage.get("deps", []) if isinstance(d, str) and d.startswith("src/")}
-    stages["gather"] = _gather_stage(shards, code | {"src/segclust/stages/gather.py"}, plots)
+        stages[name] = do
     return {"stages": stages}
+
+
+def gather_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, Any]:
+    """``shards/dvc.yaml``: ``gather`` alone, which summarises every shard's photos together.
+
+    >>> root = {"stages": {"cluster": {"cmd": "python -m x", "deps": ["src/segclust/x.py"],
+    ...     "plots": [{"plots/images/cluster.csv": {"x": "silhouette"}}]}}}
+    >>> gather = gather_pipeline(root, ["s0000", "s0001"])["stages"]["gather"]
+    >>> gather["cmd"]
+    'python -m segclust.stages.gather s0000 s0001'
+    >>> gather["plots"][1]
+    {'plots/images/cluster.csv': {'x': 'silhouette', 'cache': False}}
+    """
+    code: set[str] = {"src/segclust/stages/gather.py"}
+    plots: dict[str, Any] = {}  # the tables' plot settings, for gather's pooled tables
+    for stage in pipeline["stages"].values():
+        if "foreach" in stage or "matrix" in stage:
+            continue
+        code |= {d for d in stage.get("deps", []) if isinstance(d, str) and d.startswith("src/")}
+        for out in stage.get("plots", []):
+            path, settings = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            plots[path] = settings
+    return {"stages": {"gather": _gather_stage(shards, code, plots)}}
 
 
 def _gather_stage(shards: list[str], code: set[str], plots: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +236,7 @@ def _current(into: Path, root: Path) -> dict[str, list[str]]:
     shards = {}
     for folder in sorted(into.iterdir()) if into.is_dir() else []:
         photos = folder / root
-        if re.fullmatch(r"s\d{4,}", folder.name) and photos.is_dir():
+        if _SHARD.fullmatch(folder.name) and photos.is_dir():
             names = sorted(p.name for p in photos.iterdir() if p.is_file())
             if names:
                 shards[folder.name] = names
@@ -256,16 +282,58 @@ def lay_out(
                 for found in ground_truth_files(ground_truth, Path(file).stem):
                     _link_or_copy(found, folder / truth / found.name)
     pipeline = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
+    _split_lock(into)  # a lay-out of one `foreach` over every shard, made before this one
     header = (
-        "# Written by `python -m segclust.shards` from ../dvc.yaml: edit that and run it again.\n"
+        "# Written by `python -m segclust.shards` from {}dvc.yaml: edit that and run it again.\n"
     )
-    text = yaml.safe_dump(sharded_pipeline(pipeline, list(shards)), sort_keys=False)
-    (into / "dvc.yaml").write_text(header + text, encoding="utf-8")
-    _symlink("../params.yaml", into / "params.yaml")
+    text = yaml.safe_dump(shard_pipeline(pipeline), sort_keys=False)
+    for name in shards:
+        _write_if_changed(into / name / "dvc.yaml", header.format(_BACK) + text)
+    for left in sorted(into.glob("s*/dvc.yaml")):  # shards that left: DVC forgets them
+        if _SHARD.fullmatch(left.parent.name) and left.parent.name not in shards:
+            left.unlink()
+            (left.parent / "dvc.lock").unlink(missing_ok=True)
+    gather = yaml.safe_dump(gather_pipeline(pipeline, list(shards)), sort_keys=False)
+    _write_if_changed(into / "dvc.yaml", header.format("../") + gather)
+    _symlink("../params.yaml", into / "params.yaml")  # gather's config
     # the lay-out, so that the next run can tell which shards lost photos (their folders
     # no longer show them) as well as which gained some
     write_json(into / PLACED, shards)
     return shards
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` unless ``path`` holds it already (a partial file, then a rename)."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _split_lock(into: Path) -> None:
+    """Move each shard's entries of ``shards/dvc.lock`` (``<stage>@<shard>``, from a lay-out
+    of one ``foreach`` over every shard) into the shard's own ``dvc.lock`` as ``<stage>``, so
+    that DVC finds its stages up to date in the lay-out of one ``dvc.yaml`` per shard."""
+    lock = into / "dvc.lock"
+    if not lock.is_file():
+        return
+    entries = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    stages = entries.get("stages") or {}
+    if not any("@" in name for name in stages):
+        return
+    per_shard: dict[str, dict[str, Any]] = {}
+    kept = {name: entry for name, entry in stages.items() if "@" not in name}  # gather's
+    for name, entry in stages.items():
+        stage, _, shard = name.partition("@")
+        if shard and (into / shard).is_dir():  # entries of shards gone are dropped
+            per_shard.setdefault(shard, {})[stage] = entry
+    schema = entries.get("schema", "2.0")
+    for shard, moved in per_shard.items():
+        if not (into / shard / "dvc.lock").exists():
+            text = yaml.safe_dump({"schema": schema, "stages": moved}, sort_keys=False)
+            _write_if_changed(into / shard / "dvc.lock", text)
+    _write_if_changed(lock, yaml.safe_dump({"schema": schema, "stages": kept}, sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -324,32 +392,32 @@ def repro_hint(before: dict[str, list[str]], after: dict[str, list[str]]) -> str
 
     >>> print(repro_hint({}, {"s0000": ["a.jpg"]}))
     photos changed in shard(s) s0000; to run them and gather:
-      dvc repro --downstream shards/dvc.yaml:features@s0000
-    (after a change of code or params: dvc repro --downstream shards/dvc.yaml:features)
+      dvc repro --downstream shards/s0000/dvc.yaml
+    (after a change of code or params, every shard: dvc repro --downstream -R shards)
     >>> print(repro_hint({"s0000": ["a.jpg"], "s0001": ["b.jpg"]}, {"s0000": ["a.jpg"]}))
     shard(s) s0001 left; to pool the rest:
       dvc repro --downstream shards/dvc.yaml:gather
     >>> print(repro_hint({"s0000": ["a.jpg"]}, {"s0000": ["a.jpg"]}))
-    no shard changed (every shard: dvc repro --downstream shards/dvc.yaml:features)
+    no shard changed (every shard: dvc repro --downstream -R shards)
     """
-    pipeline = f"{FOLDER.as_posix()}/dvc.yaml"
-    every = f"(every shard: dvc repro --downstream {pipeline}:features)"
+    folder = FOLDER.as_posix()
+    every = f"dvc repro --downstream -R {folder}"
     changed = changed_shards(before, after)
     gone = [name for name in before if name not in after]
     if changed:
-        targets = " ".join(f"{pipeline}:features@{name}" for name in changed)
+        targets = " ".join(f"{folder}/{name}/dvc.yaml" for name in changed)
         return (
             f"photos changed in shard(s) {', '.join(changed)}; to run them and gather:\n"
             f"  dvc repro --downstream {targets}\n"
-            f"(after a change of code or params: dvc repro --downstream {pipeline}:features)"
+            f"(after a change of code or params, every shard: {every})"
         )
     if gone:  # only shards whose photos are all gone: gather pools the others again, and
         # --downstream keeps DVC from checking every shard's stages upstream of it first
         return (
             f"shard(s) {', '.join(gone)} left; to pool the rest:\n"
-            f"  dvc repro --downstream {pipeline}:gather"
+            f"  dvc repro --downstream {folder}/dvc.yaml:gather"
         )
-    return f"no shard changed {every}"
+    return f"no shard changed (every shard: {every})"
 
 
 if __name__ == "__main__":
