@@ -542,9 +542,8 @@ def run(args: argparse.Namespace, command: str) -> str:
             "",
         ]
         # one more photo: added to the folder, against that photo alone
-        added, alone, added_lines, held = add_one(
-            args, journal, repo, "added", repro, first=len(photos) + 100_000
-        )
+        extra = args.extra_from or len(photos) + 100_000
+        added, alone, added_lines, held = add_one(args, journal, repo, "added", repro, first=extra)
         added_spans = by_stage(stage_spans(added_lines, added))
         lines_out += [
             f"**Adding one photo** to the {len(photos)}: `dvc {' '.join(repro)}` {added:.1f} s, "
@@ -557,7 +556,7 @@ def run(args: argparse.Namespace, command: str) -> str:
         named_add = None
         if args.shards:  # another new photo, running only the shard it landed in (and gather)
             named, named_alone, named_lines, held = add_one(
-                args, journal, repo, "added_shard", repro, first=len(photos) + 100_001,
+                args, journal, repo, "added_shard", repro, first=extra + 1,
                 name_shard=True,
             )  # fmt: skip
             named_spans = by_stage(stage_spans(named_lines, named))
@@ -805,6 +804,15 @@ def main() -> None:
         metavar="SIZE",
         help="lay the photos out in shards of SIZE (`python -m segclust.shards`) and run "
         "their pipeline; 0 (the default): one pipeline over the whole folder",
+    )
+    runner.add_argument(
+        "--extra-from",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make's number of the first photo added to the collection (the second is N+1); "
+        "another number than an earlier run's gives photos that no run added before, so DVC's "
+        "run cache holds no stage run with them (default: the photo count + 100,000)",
     )
     runner.add_argument("--out", type=Path, help="markdown results (appended)")
     args = parser.parse_args()
