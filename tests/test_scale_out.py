@@ -18,9 +18,11 @@ import optuna
 import pytest
 import yaml
 
+from segclust import imagecache
 from segclust.config import ClusterConfig, ConfigError, ExecutionConfig, MetricsConfig, TuneConfig
 from segclust.imagecache import ImageCache
 from segclust.silhouette import silhouette_sampled
+from segclust.stages._common import read_pipeline, stage_code
 from segclust.tuning import make_objective, tune_clustering
 from tests.conftest import REPO_ROOT, three_region_bgr, write_image
 from tests.test_stages import (
@@ -91,6 +93,33 @@ def test_anything_an_image_depends_on_misses_the_cache(tmp_path, change):
     _, hit = cache.run(stem, inputs, {"out": second}, _writer(calls, "y"))
     assert not hit and calls == ["x", "y"]
     assert (second / "a.txt").read_text() == "y"
+
+
+def test_the_key_follows_the_code_the_stage_runs_not_every_module(tmp_path, monkeypatch):
+    package = tmp_path / "segclust"  # a copy of the package, so that modules can be edited
+    shutil.copytree(imagecache.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(imagecache, "PACKAGE", package)
+    monkeypatch.setattr(imagecache, "code_fingerprint", imagecache.code_fingerprint.__wrapped__)
+
+    def key(code):
+        return ImageCache.for_stage("demo", {}, tmp_path / "cache", code=code).key("img", [])
+
+    own, every = key(("labels.py",)), key(None)
+    assert own != every and own != key(("labels.py", "tables.py"))
+    with (package / "shards.py").open("a") as handle:  # a module the stage does not run
+        handle.write("# edited\n")
+    assert key(("labels.py",)) == own and key(None) != every
+    with (package / "labels.py").open("a") as handle:  # one it runs
+        handle.write("# edited\n")
+    assert key(("labels.py",)) != own
+
+
+def test_a_stage_of_the_pipeline_is_keyed_on_its_own_code(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    code = stage_code("cluster", read_pipeline())
+    assert {"stages/cluster.py", "imagecache.py", "stages/_common.py"} <= set(code)
+    assert "shards.py" not in code and "stages/evaluate.py" not in code
+    assert stage_code("cluster", None) is None  # a work folder: every source file
 
 
 def test_a_failed_image_stores_nothing(tmp_path):

@@ -12,8 +12,10 @@ unchanged is skipped. Outputs are byte-identical with and without the cache (a t
 The key (SHA-256) covers: the stage's name; the image's stem; the bytes of every input file
 of the image; the stage's parameters (its ``params`` in ``dvc.yaml``, or the whole config
 but ``execution`` when there is no ``dvc.yaml``, as in a work folder); anything else the
-stage passes (e.g. the evaluation levels, which depend on every image); the bytes of every
-``segclust`` source file; and the versions of the libraries that compute the numbers.
+stage passes (e.g. the evaluation levels, which depend on every image); the bytes of the
+``segclust`` source files the stage runs (its code ``deps`` in ``dvc.yaml``, which
+``scripts/stage_deps.py --check`` holds to its import closure; every source file when there
+is no ``dvc.yaml``); and the versions of the libraries that compute the numbers.
 Entries are written by rename (whole or not at all) and linked into the outputs (hard
 links where the file system allows, else copies), so a warm cache costs little disk. An
 entry is its files and one pickle: the result, and every file's path, size and MD5, so a hit
@@ -77,14 +79,23 @@ _CHANGED: set[str] = set()  # tables learned something since read
 _TABLES_LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """SHA-256 of every ``segclust`` source file and the computing libraries' versions."""
+PACKAGE = Path(__file__).resolve().parent  # the segclust sources the stages run
+
+
+@lru_cache(maxsize=16)
+def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
+    """SHA-256 of ``segclust`` source files and the computing libraries' versions.
+
+    ``sources``: the files (relative to the package) a stage runs, as its ``deps`` in
+    ``dvc.yaml`` list them (:func:`segclust.stages._common.stage_code`), so that editing
+    another module (say :mod:`segclust.shards`) leaves the stage's entries valid, as DVC
+    leaves the stage up to date; None: every source file.
+    """
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
+    paths = PACKAGE.rglob("*.py") if sources is None else (PACKAGE / s for s in sources)
+    for path in sorted(paths):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode())
+        digest.update(path.read_bytes() if path.is_file() else b"absent")
     for name in LIBRARIES:
         try:
             version = metadata.version(name)
@@ -239,14 +250,16 @@ class ImageCache:
         extra: Any = None,
         objects: Path | None = None,
         uncached: Iterable[str] = (),
+        code: tuple[str, ...] | None = None,
     ) -> ImageCache:
         """The cache of ``stage`` for ``params`` (its parameters) and ``extra`` (anything
         else every image's output depends on, JSON-able); ``objects``: DVC's object store to
         link unchanged files from (:func:`segclust.dvcstore.dvc_object_store`), except into the
         outputs named in ``uncached``, which DVC does not cache
-        (:func:`segclust.dvcstore.uncached_outputs`)."""
+        (:func:`segclust.dvcstore.uncached_outputs`); ``code``: the source files the stage
+        runs (:func:`code_fingerprint`), every one when None."""
         salt = json.dumps(
-            {"stage": stage, "params": params, "extra": extra, "code": code_fingerprint()},
+            {"stage": stage, "params": params, "extra": extra, "code": code_fingerprint(code)},
             sort_keys=True,
             default=str,
         )

@@ -16,7 +16,7 @@ from segclust.config import Config, load_config
 from segclust.dvcstore import dvc_object_store, uncached_outputs
 from segclust.errors import SegclustError
 from segclust.execution import ExecutionConfig
-from segclust.imagecache import ImageCache, save_remembered_digests
+from segclust.imagecache import PACKAGE, ImageCache, save_remembered_digests
 from segclust.parallel import map_images
 from segclust.report import rounded
 from segclust.stages import _base
@@ -171,7 +171,35 @@ def stage_cache(
         skip = uncached_outputs(pipeline, Path.cwd())
         uncached = [name for name, path in outs.items() if final_of(path).resolve() in skip]
     params = stage_params(stage, pipeline)
-    return ImageCache.for_stage(stage, params, root, extra, objects, uncached)
+    code = stage_code(stage, pipeline)
+    return ImageCache.for_stage(stage, params, root, extra, objects, uncached, code)
+
+
+def stage_code(stage: str, pipeline: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    """The ``segclust`` source files ``stage`` runs, as DVC sees them: its ``deps`` in
+    ``pipeline`` (:func:`read_pipeline`, paths from the folder the stage runs in) that are
+    files of the imported package, relative to it; None without such deps (every source file
+    then keys the per-image cache, :func:`segclust.imagecache.code_fingerprint`).
+
+    >>> import os
+    >>> dep = os.path.relpath(PACKAGE / "labels.py")
+    >>> stage_code("s", {"stages": {"s": {"deps": ["data/x", {dep: {"cache": False}}]}}})
+    ('labels.py',)
+    >>> stage_code("s", {"stages": {"s": {"deps": ["data/x"]}}}) is None
+    True
+    """
+    try:
+        deps = pipeline["stages"][stage]["deps"]
+    except (KeyError, TypeError):
+        return None
+    found = []
+    for dep in deps:
+        path = Path(str(next(iter(dep)) if isinstance(dep, dict) else dep))
+        if path.suffix == ".py":
+            full = (Path.cwd() / path).resolve()
+            if full.is_relative_to(PACKAGE):
+                found.append(full.relative_to(PACKAGE).as_posix())
+    return tuple(sorted(found)) or None
 
 
 def final_of(path: Path) -> Path:
