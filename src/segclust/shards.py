@@ -26,7 +26,7 @@ lays out ``shards/`` beside ``dvc.yaml``:
 
 A stage runs in its shard's folder as it runs in the project's: the same code, params and
 relative paths, so every per-image output is the bytes the unsharded pipeline writes (and
-the per-image cache keys them alike, on the stage's own params). Each shard has its own
+the per-image cache keys them alike, on the stage's own params and code). Each shard has its own
 ``metrics/`` and ``plots/images/`` tables over its photos; ``gather`` writes
 ``shards/metrics/`` and ``shards/plots/images/`` over every photo, the bytes the unsharded
 pipeline writes for the whole collection (both checked by ``tests/test_shards.py`` with a
@@ -284,7 +284,9 @@ def lay_out(
                 for found in ground_truth_files(ground_truth, Path(file).stem):
                     _link_or_copy(found, folder / truth / found.name)
     pipeline = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
-    _split_lock(into)  # a lay-out of one `foreach` over every shard, made before this one
+    # a lay-out of one `foreach` over every shard, made before this one: its shards' lock
+    # entries go to their own locks now, the shared lock loses them last
+    kept_lock = _split_lock(into)
     header = (
         "# Written by `python -m segclust.shards` from {}dvc.yaml: edit that and run it again.\n"
     )
@@ -298,6 +300,8 @@ def lay_out(
     gather = yaml.safe_dump(gather_pipeline(pipeline, list(shards)), sort_keys=False)
     _write_if_changed(into / "dvc.yaml", header.format("../") + gather)
     _symlink("../params.yaml", into / "params.yaml")  # gather's config
+    if kept_lock is not None:
+        _write_if_changed(into / "dvc.lock", yaml.safe_dump(kept_lock, sort_keys=False))
     # the lay-out, so that the next run can tell which shards lost photos (their folders
     # no longer show them) as well as which gained some
     write_json(into / PLACED, shards)
@@ -313,17 +317,19 @@ def _write_if_changed(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _split_lock(into: Path) -> None:
-    """Move each shard's entries of ``shards/dvc.lock`` (``<stage>@<shard>``, from a lay-out
+def _split_lock(into: Path) -> dict[str, Any] | None:
+    """Copy each shard's entries of ``shards/dvc.lock`` (``<stage>@<shard>``, from a lay-out
     of one ``foreach`` over every shard) into the shard's own ``dvc.lock`` as ``<stage>``, so
-    that DVC finds its stages up to date in the lay-out of one ``dvc.yaml`` per shard."""
+    that DVC finds its stages up to date in the lay-out of one ``dvc.yaml`` per shard; back:
+    what ``shards/dvc.lock`` keeps (``gather``'s entry), for the caller to write once the new
+    pipeline files are in place, or None when there is nothing to split."""
     lock = into / "dvc.lock"
     if not lock.is_file():
-        return
+        return None
     entries = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
     stages = entries.get("stages") or {}
     if not any("@" in name for name in stages):
-        return
+        return None
     per_shard: dict[str, dict[str, Any]] = {}
     kept = {name: entry for name, entry in stages.items() if "@" not in name}  # gather's
     for name, entry in stages.items():
@@ -335,7 +341,7 @@ def _split_lock(into: Path) -> None:
         if not (into / shard / "dvc.lock").exists():
             text = yaml.safe_dump({"schema": schema, "stages": moved}, sort_keys=False)
             _write_if_changed(into / shard / "dvc.lock", text)
-    _write_if_changed(lock, yaml.safe_dump({"schema": schema, "stages": kept}, sort_keys=False))
+    return {"schema": schema, "stages": kept}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -392,10 +398,13 @@ def repro_hint(before: dict[str, list[str]], after: dict[str, list[str]]) -> str
     ``gather``, so that DVC does not visit every other shard's stages (a no-op over 10
     shards of 1,001 photos took 20 s, ``benchmarks/results/scale_10k_shards1001.md``).
 
-    >>> print(repro_hint({}, {"s0000": ["a.jpg"]}))
-    photos changed in shard(s) s0000; to run them and gather:
-      dvc repro --downstream shards/s0000/dvc.yaml
+    >>> print(repro_hint({"s0000": ["a.jpg"]}, {"s0000": ["a.jpg"], "s0001": ["b.jpg"]}))
+    photos changed in shard(s) s0001; to run them and gather:
+      dvc repro --downstream shards/s0001/dvc.yaml
     (after a change of code or params, every shard: dvc repro --downstream -R shards)
+    >>> print(repro_hint({}, {"s0000": ["a.jpg"], "s0001": ["b.jpg"]}))
+    photos changed in every shard (2); to run them and gather:
+      dvc repro --downstream -R shards
     >>> print(repro_hint({"s0000": ["a.jpg"], "s0001": ["b.jpg"]}, {"s0000": ["a.jpg"]}))
     shard(s) s0001 left; to pool the rest:
       dvc repro --downstream shards/dvc.yaml:gather
@@ -406,6 +415,8 @@ def repro_hint(before: dict[str, list[str]], after: dict[str, list[str]]) -> str
     every = f"dvc repro --downstream -R {folder}"
     changed = changed_shards(before, after)
     gone = [name for name in before if name not in after]
+    if len(changed) > 1 and len(changed) == len(after):  # say, a first lay-out: one command
+        return f"photos changed in every shard ({len(after)}); to run them and gather:\n  {every}"
     if changed:
         targets = " ".join(f"{folder}/{name}/dvc.yaml" for name in changed)
         return (
