@@ -58,7 +58,7 @@ bench: setup-dev
 ## Ten thousand photos through one `dvc repro` (hours; needs ../shared/data and ~55 GB of
 ## disk beside the project). Killed half-way, the same command goes on where it stopped.
 ## SIZE=0.05 0.15 for the issue's full size range (~80 GB); ENGINE=dask for a LocalCluster;
-## SHARDS=1000 for the pipeline over shards of 1,000 photos (python -m segclust.shards).
+## SHARDS=501 for the pipeline over shards of 501 photos (python -m segclust.shards; 501 so that the new photo lands in a nearly full shard).
 SIZE ?= 0.05 0.08
 ENGINE ?= joblib
 SHARDS ?= 0
