@@ -66,7 +66,7 @@ import yaml
 from segclust.errors import SegclustError
 from segclust.groundtruth import ground_truth_files
 from segclust.imageio import list_images
-from segclust.stages._base import read_json, write_json
+from segclust.stages._base import read_json, write_atomic, write_json
 
 FOLDER = Path("shards")
 PLACED = "placed.json"  # the last lay-out (name -> photo files), beside shards/dvc.yaml
@@ -138,9 +138,7 @@ def shard_pipeline(pipeline: dict[str, Any]) -> dict[str, Any]:
     ['data/features', '../../src/segclust/x.py']
     """
     stages = {}
-    for name, stage in pipeline["stages"].items():
-        if "foreach" in stage or "matrix" in stage:
-            continue  # trained once for the project, not per shard
+    for name, stage in _per_shard_stages(pipeline):
         do = copy.deepcopy(stage)
         if "deps" in do:
             do["deps"] = [_project_path(dep) for dep in do["deps"]]
@@ -148,7 +146,7 @@ def shard_pipeline(pipeline: dict[str, Any]) -> dict[str, Any]:
         # `dvc exp show` list gather's, over the whole collection, not one per shard
         for kind in ("metrics", "plots"):
             for out in do.pop(kind, []):
-                path, settings = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+                path, settings = _out_entry(out)
                 do.setdefault("outs", []).append({path: {"cache": settings.get("cache", True)}})
         stages[name] = do
     return {"stages": stages}
@@ -167,14 +165,22 @@ def gather_pipeline(pipeline: dict[str, Any], shards: list[str]) -> dict[str, An
     """
     code: set[str] = {"src/segclust/stages/gather.py"}
     plots: dict[str, Any] = {}  # the tables' plot settings, for gather's pooled tables
-    for stage in pipeline["stages"].values():
-        if "foreach" in stage or "matrix" in stage:
-            continue
+    for _, stage in _per_shard_stages(pipeline):
         code |= {d for d in stage.get("deps", []) if isinstance(d, str) and d.startswith("src/")}
-        for out in stage.get("plots", []):
-            path, settings = next(iter(out.items())) if isinstance(out, dict) else (out, {})
-            plots[path] = settings
+        plots |= dict(_out_entry(out) for out in stage.get("plots", []))
     return {"stages": {"gather": _gather_stage(shards, code, plots)}}
+
+
+def _per_shard_stages(pipeline: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The project's stages that run per shard: all but the ``foreach`` and ``matrix`` ones
+    (the model training, done once for the project)."""
+    stages = pipeline["stages"].items()
+    return [(name, s) for name, s in stages if "foreach" not in s and "matrix" not in s]
+
+
+def _out_entry(out: Any) -> tuple[str, dict[str, Any]]:
+    """An output of ``dvc.yaml`` (a path, or ``{path: settings}``) as (path, settings)."""
+    return next(iter(out.items())) if isinstance(out, dict) else (out, {})
 
 
 def _gather_stage(shards: list[str], code: set[str], plots: dict[str, Any]) -> dict[str, Any]:
@@ -309,12 +315,10 @@ def lay_out(
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    """Write ``text`` unless ``path`` holds it already (a partial file, then a rename)."""
+    """Write ``text`` (atomically) unless ``path`` holds it already."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _split_lock(into: Path) -> dict[str, Any] | None:
