@@ -44,9 +44,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = (
-    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate",
+    "evaluate_boundaries",
 )  # fmt: skip
-SEGMENTING = STAGES[:-1]  # evaluate scores against people; a user without ground truth skips it
+# the evaluate stages score against people; a user without ground truth skips them
+SEGMENTING = STAGES[:-2]
 SETTINGS = (
     ("joblib, 1 worker", {"jobs": 1}),
     ("joblib, 2 workers", {"jobs": 2}),

@@ -10,8 +10,10 @@ photo, whose time also holds the imports its work needs on first use. FH (scikit
 sigma 0.8, min_size 200, as in the BSDS tables) runs on the same photos in this process,
 before and after the stages, and the mean of both runs is the unit. The learned boundary
 maps (the ``boundaries`` stage) are shown apart from the segmenting stages, as the issue
-that set the target asks. With ``--profile`` each stage also runs once under cProfile
-(the standard library's deterministic profiler) and the top lines of each are printed.
+that set the target asks, and so is their benchmark (``evaluate_boundaries``) apart from
+``evaluate``, which scores the segmentations. With ``--profile`` each stage also runs once
+under cProfile (the standard library's deterministic profiler) and the top lines of each are
+printed.
 
     python benchmarks/stage_costs.py --bsds ../shared/data/bsds500 --images 16 \\
         --out benchmarks/results/stage_costs.md
@@ -42,7 +44,10 @@ from segclust.presets import compose_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGMENTING = ("features", "cluster", "tune", "regions", "hierarchy", "render")
-ORDER = ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate")
+ORDER = (
+    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate",
+    "evaluate_boundaries",
+)  # fmt: skip
 
 
 def fh_seconds(paths: list[Path]) -> float:

@@ -42,7 +42,8 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 # Every stage but the training of the boundary models, whose data a copy does not have:
 # `dvc repro --force` would retrain them.
 PIPELINE = (
-    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate"
+    "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "render", "evaluate",
+    "evaluate_boundaries",
 )  # fmt: skip
 
 
@@ -77,11 +78,13 @@ def read_outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("data/regions/*/*"),
         *repo.glob("data/hierarchy/*/*"),
         *repo.glob("data/evaluation/*"),
+        *repo.glob("data/evaluation_boundaries/*"),
         *repo.glob("plots/trials/*"),
         *repo.glob("plots/render/*"),
         repo / "metrics/cluster.json",
         repo / "metrics/tune.json",
         repo / "metrics/evaluate.json",
+        repo / "metrics/evaluate_boundaries.json",
         repo / "metrics/regions.json",
         repo / "metrics/hierarchy.json",
         repo / "metrics/boundaries.json",
@@ -136,7 +139,8 @@ def test_forced_rerun_gives_byte_identical_outputs(repo):
     shutil.rmtree(repo / ".segclust-cache")  # recompute every image, not link it back
     dvc(repo, "repro", "--force", "--single-item", *PIPELINE)
     after = read_outputs(repo)
-    assert before.keys() == after.keys() and len(before) == 48  # 47 + data/evaluation
+    # 47 + data/evaluation, then evaluate_boundaries' metrics, table and parts.json
+    assert before.keys() == after.keys() and len(before) == 51
     changed = [name for name in before if before[name] != after[name]]
     assert changed == []
 
@@ -215,7 +219,8 @@ def test_regions_sweep_reruns_only_what_depends_on_it(repo):
     result = dvc(repo, "exp", "run", "-S", "regions=clusters", "-n", "regions-try")
     for stage in ("regions", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
-    for stage in ("features", "cluster", "tune"):
+    # the boundary maps' own benchmark does not read the segmentations
+    for stage in ("features", "cluster", "tune", "evaluate_boundaries"):
         assert f"Running stage '{stage}'" not in result.stdout
     counts = json.loads((repo / "metrics/regions.json").read_text())
     assert counts["method"] == "clusters"
@@ -236,7 +241,7 @@ def test_hierarchy_sweep_reruns_only_the_cascade(repo):
     )  # fmt: skip
     for stage in ("hierarchy", "render", "evaluate"):
         assert f"Running stage '{stage}'" in result.stdout
-    for stage in ("features", "cluster", "tune", "regions"):
+    for stage in ("features", "cluster", "tune", "regions", "evaluate_boundaries"):
         assert f"Running stage '{stage}'" not in result.stdout
     composed = yaml.safe_load((repo / "params.yaml").read_text())
     assert composed["hierarchy"]["cut"] == "regions"
@@ -303,7 +308,10 @@ def test_a_retrained_boundary_model_reruns_what_reads_it(repo):
         "-S", "boundaries.train.ground_truth=train/truth",
         "-S", "boundaries.train.pixels_per_image=400", "-S", "boundaries.train.texton_pixels=200",
     )  # fmt: skip
-    for stage in ("train_boundaries@base", "boundaries", "hierarchy", "render", "evaluate"):
+    # evaluate reads the hierarchy, not the maps: it reruns only if the cuts changed
+    for stage in (
+        "train_boundaries@base", "boundaries", "hierarchy", "render", "evaluate_boundaries",
+    ):  # fmt: skip
         assert f"Running stage '{stage}'" in result.stdout, stage
     for stage in ("features", "cluster", "tune", "regions"):
         assert f"Running stage '{stage}'" not in result.stdout, stage

@@ -148,7 +148,7 @@ def _cache_hits(stderr: str) -> int:
 def test_adding_an_image_computes_only_that_image(tmp_path, tiny_image_dir):
     """Every per-image stage: a rerun after adding one image takes the others from the
     cache, and the outputs are the bytes of a run without any cache."""
-    stages = (*PARALLEL_STAGES, "evaluate")
+    stages = (*PARALLEL_STAGES, "evaluate", "evaluate_boundaries")
     truth = tmp_path / "truth"
     for name in ("halves", "bands", "bands_jpeg", "added"):
         labels = np.zeros((30, 36), np.uint8) if name != "halves" else np.zeros((24, 32), np.uint8)

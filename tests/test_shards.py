@@ -75,7 +75,8 @@ def test_the_pipeline_per_shard_leaves_training_out_and_points_code_at_the_proje
     gather = gather_pipeline(pipeline, ["s0000", "s0001"])["stages"]["gather"]
     assert gather["cmd"] == "python -m segclust.stages.gather s0000 s0001"
     assert {"s0000/metrics/evaluate.json", "s0001/plots/images/cluster.csv",
-            "s0001/data/evaluation"} <= set(gather["deps"])  # fmt: skip
+            "s0001/data/evaluation", "s0001/data/evaluation_boundaries",
+            "s0000/metrics/evaluate_boundaries.json"} <= set(gather["deps"])  # fmt: skip
     assert {"../src/segclust/x.py", "../src/segclust/stages/gather.py"} <= set(gather["deps"])
     assert "train" not in gather["cmd"] and "wdir" not in sharded["cluster"]
     do = sharded["cluster"]
@@ -272,7 +273,8 @@ def test_shards_write_the_unsharded_bytes_and_a_new_photo_reruns_one_shard(tmp_p
         ]
         for path in sorted(folder.glob("data/*/**/*")) + sorted(folder.glob("plots/*/*")):
             relative = path.relative_to(folder)
-            skip = ("samples", "ground_truth", "images", "evaluation")  # the shard's own
+            # the shard's own
+            skip = ("samples", "ground_truth", "images", "evaluation", "evaluation_boundaries")
             if not path.is_file() or relative.parts[1] in skip:
                 continue
             other = "halves" if photo == "bands" else "bands"

@@ -26,7 +26,7 @@ def test_dvc_yaml_lists_exactly_each_stages_import_closure():
 def test_every_stage_module_is_covered():
     assert set(stage_deps.stage_modules()) == {
         "train_boundaries", "boundaries", "features", "cluster", "tune", "regions", "hierarchy",
-        "render", "evaluate",
+        "render", "evaluate", "evaluate_boundaries",
     }  # fmt: skip
 
 

@@ -73,8 +73,12 @@ PLACED = "placed.json"  # the last lay-out (name -> photo files), beside shards/
 _SHARD = re.compile(r"s\d{4,}")  # a shard's folder name (shard_name)
 _BACK = "../../"  # from a shard's folder to the project's
 _PROJECT_PATHS = ("src/", "models/")  # dependencies that stay the project's own
+# what gather reads besides the tables and summaries: each shard's evaluation parts
+EVALUATION_PARTS = ("evaluation", "evaluation_boundaries")
 # the stages whose tables and summaries `gather` pools over the shards
-GATHERED = ("boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate")
+GATHERED = (
+    "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate", "evaluate_boundaries",
+)  # fmt: skip
 
 
 def shard_name(index: int) -> str:
@@ -188,7 +192,7 @@ def _gather_stage(shards: list[str], code: set[str], plots: dict[str, Any]) -> d
     each shard's tables, summaries and evaluation parts (:mod:`segclust.stages.gather`); its
     code dependencies are every stage's, a superset of its own imports. Its tables are plots
     as the project's are (``plots``: their settings in ``dvc.yaml``)."""
-    per_shard = [f"{s}/data/evaluation" for s in shards]
+    per_shard = [f"{s}/data/{parts}" for s in shards for parts in EVALUATION_PARTS]
     for stage in GATHERED:
         per_shard += [f"{s}/metrics/{stage}.json" for s in shards]
         per_shard += [f"{s}/plots/images/{stage}.csv" for s in shards]

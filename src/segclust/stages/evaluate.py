@@ -10,11 +10,10 @@ For every image with ground truth in ``data.ground_truth`` (see
   (:mod:`segclust.boundaries`); DBSCAN noise counts as one more region;
 * the hierarchy is cut at ``hierarchy.thresholds`` levels, log-spaced over the merge heights
   of all evaluated images, for the BSDS tables' ODS (one level for every image) and OIS (the
-  best level per image: an oracle that reads the ground truth, reported, never used to cut);
-* the learned boundary map of the ``boundaries`` stage (its thin map) is scored as an edge
-  map, as Structured Edges and HED are published: the boundary benchmark at
-  ``EDGE_THRESHOLDS`` probabilities, ODS, OIS and AP (photos whose map is at another
-  working size than their ground truth are left out, and counted).
+  best level per image: an oracle that reads the ground truth, reported, never used to cut).
+
+The learned boundary map itself is scored as an edge map by its own stage,
+:mod:`segclust.stages.evaluate_boundaries`, which a change to the segmentations never reruns.
 
 Outputs: ``metrics/evaluate.json`` (the summary experiments are compared by: the spread of
 Covering over images, mean PRI and VI, pooled boundary F, per segment map, and the
@@ -42,7 +41,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from segclust.boundaries import (
     BoundaryMatcher,
-    berkeley_thresholds,
     boundary_counts_over_thresholds,
     boundary_map,
     boundary_scores,
@@ -58,7 +56,6 @@ from segclust.hierarchy import Hierarchy, boundary_strength
 from segclust.levels import evaluation_levels, region_ods_ois, region_scores_by_level
 from segclust.report import rounded
 from segclust.stages._common import (
-    BOUNDARIES_DIR,
     HIERARCHY_DIR,
     IMAGES_DIR,
     METRICS_DIR,
@@ -78,9 +75,6 @@ from segclust.tables import read_table, spread
 
 log = logging.getLogger("segclust")
 SCORES = ("covering", "pri", "vi", "ari", "boundary_p", "boundary_r", "boundary_f")
-# probabilities at which the learned thin boundary map is scored (Berkeley's own 99 cost
-# 6 times as much and move ODS F by well under 0.01)
-EDGE_THRESHOLDS = berkeley_thresholds(15)
 EVALUATION_DIR = Path("data/evaluation")  # what metrics/evaluate.json is computed from
 MAPS = {
     "configured": REGIONS_DIR / "configured",
@@ -143,25 +137,13 @@ COLUMNS = (
 TABLE_FIRST = ("n_annotators", *COLUMNS)  # plots/images/evaluate.csv's first columns
 
 
-def _edge_counts(stem: str, humans: BoundaryMatcher) -> np.ndarray | None:
-    """Boundary counts of the learned thin map at EDGE_THRESHOLDS, or None (no map, or one at
-    another size than the ground truth)."""
-    path = BOUNDARIES_DIR / f"{stem}.npy"
-    if not path.exists():
-        return None
-    thin = np.load(path, mmap_mode="r")[1]
-    if thin.shape != humans.humans[0].shape:
-        return None
-    return boundary_counts_over_thresholds(np.asarray(thin), humans, EDGE_THRESHOLDS)
-
-
 def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple:
     """One image against its annotators: (stem, scores per map, boundary counts per map,
-    region scores and boundary counts at every level, or None, the learned edge map's
-    boundary counts, or None, and the wall seconds it took).
+    region scores and boundary counts at every level, or None, and the wall seconds it
+    took).
 
     One :class:`~segclust.boundaries.BoundaryMatcher` serves every map of the image (the
-    segment maps, the edge map's thresholds, the hierarchy's levels), so each contour's
+    segment maps, the hierarchy's levels), so each contour's
     matching is solved once per annotator."""
     started = time.perf_counter()
     annotations = find_ground_truth(gt_root, stem)
@@ -176,7 +158,6 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
             flat[which] = _region_scores(labels, annotations, humans), labels
         except ValueError as exc:
             raise ImageInputError(f"{gt_root / stem}: {exc}") from exc
-    edges = _edge_counts(stem, humans)
     regions = boundaries = None
     ucm_path = HIERARCHY_DIR / "ucm" / f"{stem}.npy"
     if levels is not None and ucm_path.exists():
@@ -196,7 +177,7 @@ def evaluate_image(stem: str, gt_root: Path, levels: np.ndarray | None) -> tuple
     image_counts: dict[str, np.ndarray] = {}
     for which, (scores, labels) in flat.items():
         entry[which], image_counts[which] = _flat_scores(scores, labels, humans)
-    return stem, entry, image_counts, regions, boundaries, edges, _seconds(started)
+    return stem, entry, image_counts, regions, boundaries, _seconds(started)
 
 
 def _seconds(started: float) -> float:
@@ -206,22 +187,19 @@ def _seconds(started: float) -> float:
 def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
     """The annotations and every map scored."""
     maps = [folder / f"{stem}.npy" for folder in MAPS.values()]
-    more = [HIERARCHY_DIR / "ucm" / f"{stem}.npy", BOUNDARIES_DIR / f"{stem}.npy"]
-    return stem, [*ground_truth_files(gt_root, stem), *maps, *more]
+    return stem, [*ground_truth_files(gt_root, stem), *maps, HIERARCHY_DIR / "ucm" / f"{stem}.npy"]
 
 
 @dataclass
 class EvaluationParts:
     """What the summary of ``metrics/evaluate.json`` is computed from, per image: its scores,
-    each segment map's boundary counts, the hierarchy's counts at every level, the learned
-    edge map's counts. Kept in ``data/evaluation/`` (:func:`save_parts`), so that a summary
-    over several shards' photos is the one their photos give together
-    (:mod:`segclust.stages.gather`)."""
+    each segment map's boundary counts, the hierarchy's counts at every level. Kept in
+    ``data/evaluation/`` (:func:`save_parts`), so that a summary over several shards' photos
+    is the one their photos give together (:mod:`segclust.stages.gather`)."""
 
     per_image: dict[str, dict] = field(default_factory=dict)
     counts: dict[str, dict[str, np.ndarray]] = field(default_factory=lambda: {w: {} for w in MAPS})
     levels_of: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    edges: dict[str, np.ndarray] = field(default_factory=dict)
     missing: int = 0  # photos without ground truth
 
     def merge(self, other: EvaluationParts) -> None:
@@ -230,7 +208,6 @@ class EvaluationParts:
         for which in MAPS:
             self.counts[which] |= other.counts[which]
         self.levels_of |= other.levels_of
-        self.edges |= other.edges
         self.missing += other.missing
 
 
@@ -269,17 +246,6 @@ def evaluation_summary(
             | {"boundary_f": rounded(bound.ois_f)},
             "boundary_ap": rounded(bound.ap),
         }
-    with_edges = [s for s in stems if s in parts.edges]
-    if with_edges:
-        edge = boundary_scores(np.stack([parts.edges[s] for s in with_edges]), EDGE_THRESHOLDS)
-        summary["learned_boundaries"] = {
-            "images": len(with_edges),
-            "images_other_size": len(per_image) - len(with_edges),
-            "ods_f": rounded(edge.ods_f),
-            "ois_f": rounded(edge.ois_f),
-            "ap": rounded(edge.ap),
-            "ods_threshold": rounded(edge.ods_threshold),
-        }
     return summary
 
 
@@ -293,13 +259,11 @@ def save_parts(folder: Path, parts: EvaluationParts, levels: np.ndarray | None) 
         "levels": None if levels is None else levels.tolist(),
         "counts": {w: [s for s in stems if s in parts.counts[w]] for w in MAPS},
         "levels_of": [s for s in stems if s in parts.levels_of],
-        "edges": [s for s in stems if s in parts.edges],
     }
     (folder / "parts.json").write_bytes(json_bytes(index))
     arrays = {f"counts_{w}": [parts.counts[w][s] for s in index["counts"][w]] for w in MAPS}
     arrays["level_regions"] = [parts.levels_of[s][0] for s in index["levels_of"]]
     arrays["level_boundaries"] = [parts.levels_of[s][1] for s in index["levels_of"]]
-    arrays["edge_counts"] = [parts.edges[s] for s in index["edges"]]
     for name, rows in arrays.items():
         if rows:
             save_npy(folder / f"{name}.npy", np.stack(rows))
@@ -327,7 +291,6 @@ def load_parts(folder: Path) -> tuple[EvaluationParts, np.ndarray | None]:
         per_image=index["per_image"],
         counts={w: rows(f"counts_{w}", index["counts"][w]) for w in MAPS},
         levels_of=levels_of,
-        edges=rows("edge_counts", index["edges"]),
         missing=index["missing"],
     )
     levels = None if index["levels"] is None else np.asarray(index["levels"], dtype=np.float64)
@@ -350,7 +313,7 @@ def main(config: Config) -> None:
     with logging_redirect_tqdm():
         # the levels are a fixed grid: part of every image's key, not a function of the others
         extra = {"levels": None if levels is None else levels.tolist(), "truth": str(gt_root)}
-        for stem, entry, image_counts, regions, boundaries, edges, seconds in map_cached(
+        for stem, entry, image_counts, regions, boundaries, seconds in map_cached(
             "evaluate",
             config,
             with_truth,
@@ -363,8 +326,6 @@ def main(config: Config) -> None:
                 parts.counts[which][stem] = value
             if regions is not None:
                 parts.levels_of[stem] = (regions, boundaries)
-            if edges is not None:
-                parts.edges[stem] = edges
             parts.per_image[stem] = entry
             timings[stem] = seconds
             log.debug(

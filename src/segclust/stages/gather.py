@@ -9,7 +9,8 @@ writes in the project over the same photos:
   own ``summary`` function from the rows (the fields that come from the config or the model
   are the shards' own, the same in each); for ``evaluate``, from every shard's
   ``data/evaluation/`` (per-image boundary counts and hierarchy levels, so ODS, OIS and AP
-  are those of the whole collection, not an average of shards').
+  are those of the whole collection, not an average of shards'), and for
+  ``evaluate_boundaries`` from every shard's ``data/evaluation_boundaries/`` likewise.
 
 So ``dvc metrics show shards/metrics`` and ``dvc exp show`` compare experiments over the
 whole collection. The standard library's :mod:`csv` (through :mod:`segclust.tables`) and
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from segclust.errors import SegclustError
-from segclust.stages import boundaries, cluster, evaluate, hierarchy, regions, tune
+from segclust.stages import (
+    boundaries,
+    cluster,
+    evaluate,
+    evaluate_boundaries,
+    hierarchy,
+    regions,
+    tune,
+)
 from segclust.stages._base import run_stage
 from segclust.stages._common import (
     IMAGES_DIR,
@@ -84,6 +93,15 @@ def pooled_evaluation(shards: list[Path]) -> dict[str, Any]:
     return evaluate.evaluation_summary(parts, levels, segments)
 
 
+def pooled_edges(shards: list[Path]) -> dict[str, Any]:
+    """``metrics/evaluate_boundaries.json`` over every shard's photos, from their
+    ``data/evaluation_boundaries``."""
+    parts = evaluate_boundaries.EdgeParts()
+    for shard in shards:
+        parts.merge(evaluate_boundaries.load_parts(shard / evaluate_boundaries.EVALUATION_DIR))
+    return evaluate_boundaries.edge_summary(parts)
+
+
 def main(names: list[str]) -> None:
     if not names:
         raise SegclustError("name the shards to gather: python -m segclust.stages.gather s0000 ...")
@@ -95,6 +113,9 @@ def main(names: list[str]) -> None:
     rows = pooled_rows(shards, "evaluate")
     write_table("evaluate", rows, first=evaluate.TABLE_FIRST)
     write_json(METRICS_DIR / "evaluate.json", pooled_evaluation(shards))
+    edge_rows = pooled_rows(shards, "evaluate_boundaries")
+    write_table("evaluate_boundaries", edge_rows, first=evaluate_boundaries.TABLE_FIRST)
+    write_json(METRICS_DIR / "evaluate_boundaries.json", pooled_edges(shards))
     log.info("%d shard(s), %d photo(s) evaluated", len(shards), len(rows))
 
 
