@@ -275,11 +275,22 @@ def test_evaluate_on_two_bsds_images(tmp_path):
         data__ground_truth=str(bsds / "groundTruth"),
         data__images=["100007.jpg", "100039.jpg"],
     )
-    for stage in ("features", "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate"):
+    for stage in (
+        "features", "boundaries", "cluster", "tune", "regions", "hierarchy", "evaluate",
+        "evaluate_boundaries",
+    ):  # fmt: skip
         result = run_stage(work, stage)
         assert result.returncode == 0, result.stderr
     scores = json.loads((work / "metrics/evaluate.json").read_text())
     assert scores["images_evaluated"] == 2
+    # the learned map as an edge map: both photos at their ground truth's size, scored
+    edges = json.loads((work / "metrics/evaluate_boundaries.json").read_text())
+    assert edges["images"] == 2 and edges["images_other_size"] == 0
+    # (ODS interpolates between thresholds, OIS does not: either may be the larger)
+    assert all(0 < edges[k] < 1 for k in ("ap", "ods_f", "ois_f", "ods_threshold"))
+    best = read_table(work / "plots/images/evaluate_boundaries.csv")
+    assert set(best) == {"100007", "100039"}
+    assert all(0 < row["best_f"] < 1 and 0 < row["best_threshold"] < 1 for row in best.values())
     rows = read_table(work / "plots/images/evaluate.csv")
     assert len(rows) == 2
     for entry in rows.values():
