@@ -11,12 +11,16 @@ sigma 0.8, min_size 200, as in the BSDS tables) runs on the same photos in this 
 before and after the stages, and the mean of both runs is the unit. The learned boundary
 maps (the ``boundaries`` stage) are shown apart from the segmenting stages, as the issue
 that set the target asks, and so is their benchmark (``evaluate_boundaries``) apart from
-``evaluate``, which scores the segmentations. With ``--profile`` each stage also runs once
-under cProfile (the standard library's deterministic profiler) and the top lines of each are
-printed.
+``evaluate``, which scores the segmentations. The run's agreement with people
+(``metrics/evaluate.json``) is printed beside the costs, so that a cheaper setting is read
+with what it gives. With ``--profile`` each stage also runs once under cProfile (the
+standard library's deterministic profiler) and the top lines of each are printed.
 
     python benchmarks/stage_costs.py --bsds ../shared/data/bsds500 --images 16 \\
         --out benchmarks/results/stage_costs.md
+
+    python benchmarks/stage_costs.py --bsds ../shared/data/bsds500-train --images 50 \\
+        --override +experiment=best --override smoothing.spatial_radius=4   # a variant, on train
 
 Nothing here is a test: numbers are measured, not asserted.
 """
@@ -105,6 +109,39 @@ def per_photo(work: Path, stage: str) -> tuple[float, float]:
     return float(np.mean(values)), float(np.mean(values[1:] or values))
 
 
+def agreement_lines(work: Path) -> list[str]:
+    """The run's own agreement with people (``metrics/evaluate.json`` and
+    ``evaluate_boundaries.json``), so that a setting's cost is read beside its quality; none
+    without ground truth."""
+    scores = json.loads((work / "metrics" / "evaluate.json").read_text())
+    edges = json.loads((work / "metrics" / "evaluate_boundaries.json").read_text())
+    if not scores.get("images_evaluated"):
+        return []
+    lines = [
+        f"Agreement with people in the same run ({scores['images_evaluated']} photos; "
+        "Covering is the mean over photos):",
+        "",
+        "| segment map | Covering | PRI | VI | boundary F |",
+        "|---|---|---|---|---|",
+    ]
+    for which in ("configured", "tuned", "hierarchy"):
+        if which in scores:
+            m = scores[which]
+            lines.append(
+                f"| {which} | {m['covering']['mean']:.3f} | {m['pri']:.3f} | {m['vi']:.3f} "
+                f"| {m['boundary_f']:.3f} |"
+            )
+    if "hierarchy_levels" in scores:
+        ods = scores["hierarchy_levels"]["ods"]
+        lines.append(
+            f"| hierarchy, ODS level | {ods['covering']:.3f} | {ods['pri']:.3f} | "
+            f"{ods['vi']:.3f} | {ods['boundary_f']:.3f} |"
+        )
+    if edges.get("images"):
+        lines += ["", f"Learned edge map: ODS F {edges['ods_f']:.3f}, AP {edges['ap']:.3f}."]
+    return [*lines, ""]
+
+
 def top_lines(profile: Path, n: int) -> str:
     out = io.StringIO()
     pstats.Stats(str(profile), stream=out).sort_stats("tottime").print_stats(n)
@@ -140,6 +177,7 @@ def main() -> None:
                 f" {walls[stage]:.1f} s wall",
                 flush=True,
             )
+        agreement = agreement_lines(work)
         if args.profile:
             for stage in ORDER:
                 profile = Path(tmp) / f"{stage}.prof"
@@ -172,6 +210,7 @@ def main() -> None:
         f"| {fh:.3f} | 1.0 | |",
         "",
     ]
+    lines += agreement
     for stage, text in profiles.items():
         lines += [f"cProfile of `{stage}` (top by own time):", "", "```", text, "```", ""]
     text = "\n".join(lines) + "\n"
