@@ -104,7 +104,7 @@ def test_gather_pools_the_shards_counts_not_their_scores(tmp_path):
         totals = rng.integers(50, 100, size=(stage.EDGE_THRESHOLDS.size, 1))
         matched = rng.integers(0, 50, size=(stage.EDGE_THRESHOLDS.size, 1))
         counts = np.hstack([matched, totals, matched, totals + 10])
-        part = stage.EdgeParts(counts={f"{shard}_a": counts}, rows={f"{shard}_a": {}}, missing=1)
+        part = stage.EdgeParts(counts={f"{shard}_a": counts}, missing=1)
         folder = tmp_path / shard / stage.EVALUATION_DIR
         folder.mkdir(parents=True)
         stage.save_parts(folder, part)

@@ -69,18 +69,16 @@ TABLE_FIRST = ("n_annotators", "best_f", "best_threshold")
 @dataclass
 class EdgeParts:
     """What ``metrics/evaluate_boundaries.json`` is computed from: every scored image's
-    counts per threshold, its table row, and the photos left out (no ground truth; a map at
-    another size than its ground truth)."""
+    counts per threshold, and the photos left out (no ground truth; a map at another size
+    than its ground truth). Each image's best F is in the stage's table, not here."""
 
     counts: dict[str, np.ndarray] = field(default_factory=dict)
-    rows: dict[str, dict] = field(default_factory=dict)
     missing: int = 0
     other_size: int = 0
 
     def merge(self, other: EdgeParts) -> None:
         """Add another shard's photos (shards hold different photos)."""
         self.counts |= other.counts
-        self.rows |= other.rows
         self.missing += other.missing
         self.other_size += other.other_size
 
@@ -138,12 +136,11 @@ def edge_summary(parts: EdgeParts) -> dict[str, Any]:
 
 
 def save_parts(folder: Path, parts: EdgeParts) -> None:
-    """The parts into ``folder``: ``parts.json`` (rows, which photos ``counts.npy`` holds, the
-    photos left out) and ``counts.npy`` (images × thresholds × 4, rows in name order)."""
+    """The parts into ``folder``: ``parts.json`` (which photos ``counts.npy`` holds, the photos
+    left out) and ``counts.npy`` (images × thresholds × 4, rows in name order)."""
     stems = sorted(parts.counts)
     index = {
         "stems": stems,
-        "rows": {s: parts.rows[s] for s in sorted(parts.rows)},
         "missing": parts.missing,
         "other_size": parts.other_size,
     }
@@ -159,7 +156,6 @@ def load_parts(folder: Path) -> EdgeParts:
     counts = np.load(folder / "counts.npy") if stems else []
     return EdgeParts(
         counts=dict(zip(stems, counts, strict=True)),
-        rows=index["rows"],
         missing=index["missing"],
         other_size=index["other_size"],
     )
@@ -175,6 +171,7 @@ def main(config: Config) -> None:
     if not gt_root.is_dir():
         raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
     parts = EdgeParts()
+    rows: dict[str, dict] = {}  # plots/images/evaluate_boundaries.csv
     with_truth = []
     for stem, _sidecar in feature_entries():
         if ground_truth_files(gt_root, stem):
@@ -193,7 +190,7 @@ def main(config: Config) -> None:
             outs={},
             extra=extra,
         ):
-            parts.rows[stem] = row
+            rows[stem] = row
             if counts is None:
                 parts.other_size += 1
             else:
@@ -203,7 +200,7 @@ def main(config: Config) -> None:
         log.info("no ground truth found in %s; no boundary map scored", gt_root)
     with atomic_dir(EVALUATION_DIR) as out:
         save_parts(out, parts)
-    write_table("evaluate_boundaries", parts.rows, first=TABLE_FIRST)
+    write_table("evaluate_boundaries", rows, first=TABLE_FIRST)
     write_json(METRICS_DIR / "evaluate_boundaries.json", edge_summary(parts))
     write_timings("evaluate_boundaries", timings)
 
