@@ -134,6 +134,19 @@ def test_second_repro_does_nothing(repo):
             assert all("bsds500-train" in path for path in change["changed deps"]), change
 
 
+def test_a_repro_without_the_training_split_fails_and_loses_nothing(repo):
+    """Without --allow-missing, a copy that lacks the training split cannot retrain: DVC
+    stops on the missing split, and the committed model and its metrics stay in place
+    (``persist: true``; DVC would otherwise delete them before it found the split missing)."""
+    kept = ("models/boundaries_base.npz", "metrics/train_boundaries_base.json")
+    before = {name: (repo / name).read_bytes() for name in kept}
+    result = sh(repo, sys.executable, "-m", "dvc", "repro", "train_boundaries@base", check=False)
+    assert result.returncode != 0
+    assert "bsds500-train" in result.stdout + result.stderr
+    assert {name: (repo / name).read_bytes() for name in kept} == before
+    assert sh(repo, "git", "status", "--porcelain", *kept).stdout == ""
+
+
 def test_forced_rerun_gives_byte_identical_outputs(repo):
     before = read_outputs(repo)
     shutil.rmtree(repo / ".segclust-cache")  # recompute every image, not link it back
