@@ -96,6 +96,18 @@ def test_a_photo_without_its_map_is_a_one_line_error(scored):
     assert stage.load_parts(work / stage.EVALUATION_DIR).counts.keys() == {"halves"}
 
 
+@pytest.mark.parametrize("name", ["evaluate", "evaluate_boundaries"])
+def test_a_ground_truth_that_is_not_a_folder_is_a_one_line_error(scored, name):
+    """Both evaluation stages pick their photos the same way (``stages._truth``)."""
+    work, _thin = scored
+    before = (work / "metrics/evaluate_boundaries.json").read_bytes()
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace(str(work.parent / "truth"), "nowhere/truth"))
+    result = run_stage(work, name)
+    assert_one_line_error(result, name, "data.ground_truth nowhere/truth is not a folder")
+    assert (work / "metrics/evaluate_boundaries.json").read_bytes() == before
+
+
 def test_gather_pools_the_shards_counts_not_their_scores(tmp_path):
     """ODS over two shards is that of their photos together: counts summed per threshold."""
     rng = np.random.default_rng(0)

@@ -61,7 +61,6 @@ from segclust.stages._common import (
     METRICS_DIR,
     REGIONS_DIR,
     atomic_dir,
-    feature_entries,
     json_bytes,
     map_cached,
     read_json,
@@ -71,6 +70,7 @@ from segclust.stages._common import (
     write_table,
     write_timings,
 )
+from segclust.stages._truth import photos_with_ground_truth
 from segclust.tables import read_table, spread
 
 log = logging.getLogger("segclust")
@@ -299,15 +299,8 @@ def load_parts(folder: Path) -> tuple[EvaluationParts, np.ndarray | None]:
 
 def main(config: Config) -> None:
     gt_root = Path(config.data.ground_truth)
-    if not gt_root.is_dir():
-        raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
-    with_truth = []
-    parts = EvaluationParts()
-    for stem, _sidecar in feature_entries():
-        if ground_truth_files(gt_root, stem):  # read once, by the worker that scores it
-            with_truth.append(stem)
-        else:
-            parts.missing += 1
+    with_truth, missing = photos_with_ground_truth(gt_root)
+    parts = EvaluationParts(missing=missing)
     levels = evaluation_levels(config.hierarchy.edges, config.hierarchy.thresholds)
     timings: dict[str, float] = {}
     with logging_redirect_tqdm():

@@ -47,7 +47,6 @@ from segclust.stages._common import (
     BOUNDARIES_DIR,
     METRICS_DIR,
     atomic_dir,
-    feature_entries,
     json_bytes,
     map_cached,
     read_json,
@@ -57,6 +56,7 @@ from segclust.stages._common import (
     write_table,
     write_timings,
 )
+from segclust.stages._truth import photos_with_ground_truth
 
 log = logging.getLogger("segclust")
 # probabilities at which the learned thin boundary map is scored (Berkeley's own 99 cost
@@ -168,16 +168,9 @@ def _inputs(stem: str, gt_root: Path) -> tuple[str, list[Path]]:
 
 def main(config: Config) -> None:
     gt_root = Path(config.data.ground_truth)
-    if not gt_root.is_dir():
-        raise ImageInputError(f"data.ground_truth {gt_root} is not a folder")
-    parts = EdgeParts()
+    with_truth, missing = photos_with_ground_truth(gt_root)
+    parts = EdgeParts(missing=missing)
     rows: dict[str, dict] = {}  # plots/images/evaluate_boundaries.csv
-    with_truth = []
-    for stem, _sidecar in feature_entries():
-        if ground_truth_files(gt_root, stem):
-            with_truth.append(stem)
-        else:
-            parts.missing += 1
     timings: dict[str, float] = {}
     with logging_redirect_tqdm():
         extra = {"thresholds": EDGE_THRESHOLDS.tolist(), "truth": str(gt_root)}
